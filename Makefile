@@ -1,0 +1,78 @@
+# xen-dm build. ./configure writes config.mak; objects go to the directory
+# make runs in (the source tree, or an out-of-tree build directory).
+-include config.mak
+SRCDIR ?= .
+ifeq ($(wildcard config.mak),)
+$(error run ./configure first)
+endif
+
+VERSION = 0.1.0
+WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+       -Wno-unused-parameter
+CFLAGS += -std=gnu11 $(OPT_CFLAGS) $(SAN_FLAGS) $(WARN) -MMD -MP \
+          -D_GNU_SOURCE -DXEN_DM_VERSION='"$(VERSION)"' \
+          $(XEN_CFLAGS) $(JSON_CFLAGS) $(ZLIB_CFLAGS)
+LDFLAGS += $(SAN_FLAGS)
+LIBS = $(JSON_LIBS) $(XEN_LIBS) $(ZLIB_LIBS)
+
+# Every .c in these folders is part of the daemon's library, except main.c.
+LIB_DIRS = lib hw ioreq dm xenstore block x86emu
+LIB_SRCS = $(filter-out dm/main.c, \
+             $(patsubst $(SRCDIR)/%,%,$(foreach d,$(LIB_DIRS),$(wildcard $(SRCDIR)/$(d)/*.c))))
+LIB_OBJS = $(LIB_SRCS:%.c=obj/%.o)
+
+UNIT_SRCS = $(patsubst $(SRCDIR)/%,%,$(wildcard $(SRCDIR)/tests/unit/test_*.c))
+UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=tests-bin/%)
+BENCH_SRCS = $(patsubst $(SRCDIR)/%,%,$(wildcard $(SRCDIR)/tests/bench/bench_*.c))
+BENCH_BINS = $(BENCH_SRCS:tests/bench/%.c=tests-bin/%)
+
+.PHONY: all check unit integration bench install clean distclean
+all: xen-dm
+
+obj/%.o: $(SRCDIR)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+libxendm.a: $(LIB_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+xen-dm: obj/dm/main.o libxendm.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+tests-bin/%: obj/tests/unit/%.o libxendm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
+
+tests-bin/bench_%: obj/tests/bench/bench_%.o libxendm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+obj/tests/unit/%.o: CFLAGS += $(CMOCKA_CFLAGS)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ./$$t; done
+
+integration: xen-dm
+	XEN_DM=$(abspath xen-dm) $(PYTHON) -m pytest -q $(SRCDIR)/tests/integration
+
+# Unit tests, then the integration tests against the real daemon.
+check: xen-dm $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ./$$t; done
+	XEN_DM=$(abspath xen-dm) $(PYTHON) -m pytest -q $(SRCDIR)/tests/integration
+
+bench: xen-dm $(BENCH_BINS)
+	@set -e; for b in $(BENCH_BINS); do ./$$b; done
+	XEN_DM=$(abspath xen-dm) $(PYTHON) $(SRCDIR)/tests/bench/startup.py
+
+install: xen-dm
+	install -D -m 0755 xen-dm $(DESTDIR)$(PREFIX)/bin/xen-dm
+	install -D -m 0644 $(SRCDIR)/doc/xen-dm.8 $(DESTDIR)$(PREFIX)/share/man/man8/xen-dm.8
+
+clean:
+	rm -rf obj tests-bin libxendm.a xen-dm
+
+distclean: clean
+	rm -f config.mak
+
+-include $(shell find obj -name '*.d' 2>/dev/null)

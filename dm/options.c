@@ -1,0 +1,567 @@
+#include "options.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/log.h"
+
+enum opt_status {
+    OPT_SUPPORTED,
+    OPT_NOT_YET, /* recognised, logged once, ignored */
+};
+
+struct parse_state {
+    struct dm_options *o;
+    /* -chardev definitions waiting for a -mon to claim them. */
+    unsigned n_chardevs;
+    struct chardev_spec chardevs[OPT_MAX_MONITORS * 2];
+    unsigned n_mons;
+    char *mons[OPT_MAX_MONITORS * 2];
+    bool exit_now;
+};
+
+typedef int (*opt_fn)(struct parse_state *st, const char *arg);
+
+struct opt {
+    const char *name;
+    bool has_arg;
+    enum opt_status status;
+    opt_fn fn;
+    const char *help;
+};
+
+static int fail(const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "xen-dm: ");
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, "\n");
+    return -EINVAL;
+}
+
+static int parse_uint(const char *s, unsigned long long max,
+                      unsigned long long *out)
+{
+    char *end;
+    unsigned long long v;
+
+    if (!s || !*s || *s == '-')
+        return -EINVAL;
+    errno = 0;
+    v = strtoull(s, &end, 0);
+    if (errno || *end || v > max)
+        return -EINVAL;
+    *out = v;
+    return 0;
+}
+
+static int set_domid(struct parse_state *st, const char *arg,
+                     enum dm_flavour flavour)
+{
+    unsigned long long v;
+
+    /* DOMID_FIRST_RESERVED is 0x7FF0; domain 0 has no device model. */
+    if (parse_uint(arg, 0x7fef, &v) < 0 || v == 0)
+        return fail("bad domain id '%s'%s", arg, "");
+    st->o->domid = (int)v;
+    st->o->flavour = flavour;
+    return 0;
+}
+
+static int opt_xen_domid(struct parse_state *st, const char *arg)
+{
+    return set_domid(st, arg, FLAVOUR_QEMU_XEN);
+}
+
+static int opt_trad_domid(struct parse_state *st, const char *arg)
+{
+    return set_domid(st, arg, FLAVOUR_QEMU_TRAD);
+}
+
+static int replace(char **slot, const char *arg)
+{
+    free(*slot);
+    *slot = strdup(arg);
+    return *slot ? 0 : -ENOMEM;
+}
+
+static int opt_name(struct parse_state *st, const char *arg)
+{
+    /* QEMU's -name takes "guest=NAME,..." too; libxl passes a bare name. */
+    const char *v = strncmp(arg, "guest=", 6) ? arg : arg + 6;
+    size_t n = strcspn(v, ",");
+    int rc = replace(&st->o->name, v);
+
+    if (rc == 0)
+        st->o->name[n] = '\0';
+    return rc;
+}
+
+static int opt_memory(struct parse_state *st, const char *arg)
+{
+    const char *v = strncmp(arg, "size=", 5) ? arg : arg + 5;
+    unsigned long long n, shift = 20;
+    char num[32], *end;
+    size_t len = strcspn(v, ",");
+
+    if (len == 0 || len >= sizeof(num))
+        return fail("bad memory size '%s'%s", arg, "");
+    memcpy(num, v, len);
+    num[len] = '\0';
+    end = num + len - 1;
+    switch (*end) {
+    case 'k': case 'K': shift = 10; *end = '\0'; break;
+    case 'm': case 'M': shift = 20; *end = '\0'; break;
+    case 'g': case 'G': shift = 30; *end = '\0'; break;
+    default: break;
+    }
+    if (parse_uint(num, 1ull << 40, &n) < 0 || n == 0)
+        return fail("bad memory size '%s'%s", arg, "");
+    n = (n << shift) >> 20;
+    if (n == 0 || n > (1ull << 24))
+        return fail("memory size '%s' out of range%s", arg, "");
+    st->o->ram_mb = n;
+    return 0;
+}
+
+static int opt_machine(struct parse_state *st, const char *arg)
+{
+    char *copy = strdup(arg), *save = NULL, *tok;
+    int rc = 0;
+
+    if (!copy)
+        return -ENOMEM;
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        const char *type = NULL;
+
+        if (!strchr(tok, '='))
+            type = tok;
+        else if (!strncmp(tok, "type=", 5))
+            type = tok + 5;
+        else if (!strncmp(tok, "accel=", 6)) {
+            if (strcmp(tok + 6, "xen") && strcmp(tok + 6, "qtest")) {
+                rc = fail("accelerator '%s' not supported (xen or qtest)%s",
+                          tok + 6, "");
+                break;
+            }
+        }
+        /* suppress-vmdesc, max-ram-below-4g, igd-passthru: properties of
+         * QEMU's migration stream and memory layout we accept as given. */
+        if (!type)
+            continue;
+        if (strcmp(type, "xenfv") && strcmp(type, "pc")) {
+            rc = fail("machine type '%s' not supported (xenfv or pc)%s", type,
+                      "");
+            break;
+        }
+        rc = replace(&st->o->machine_type, type);
+        st->o->platform_device = !strcmp(type, "xenfv");
+        if (rc < 0)
+            break;
+    }
+    free(copy);
+    return rc;
+}
+
+static int opt_flag_paused(struct parse_state *st, const char *arg)
+{
+    st->o->start_paused = true;
+    return 0;
+}
+
+static int opt_no_shutdown(struct parse_state *st, const char *arg)
+{
+    st->o->no_shutdown = true;
+    return 0;
+}
+
+static int opt_acpi(struct parse_state *st, const char *arg)
+{
+    st->o->acpi = true;
+    return 0;
+}
+
+static int opt_no_acpi(struct parse_state *st, const char *arg)
+{
+    st->o->acpi = false;
+    return 0;
+}
+
+static int opt_smp(struct parse_state *st, const char *arg)
+{
+    char *copy = strdup(arg), *save = NULL, *tok;
+    unsigned long long v;
+    int rc = 0;
+
+    if (!copy)
+        return -ENOMEM;
+    for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        const char *val = strchr(tok, '=') ? strchr(tok, '=') + 1 : tok;
+
+        if (parse_uint(val, 128, &v) < 0 || v == 0) {
+            rc = fail("bad -smp value '%s'%s", arg, "");
+            break;
+        }
+        if (!strncmp(tok, "maxcpus=", 8))
+            st->o->max_vcpus = (unsigned)v;
+        else if (!strchr(tok, '=') || !strncmp(tok, "cpus=", 5))
+            st->o->vcpus = (unsigned)v;
+    }
+    free(copy);
+    if (st->o->max_vcpus < st->o->vcpus)
+        st->o->max_vcpus = st->o->vcpus;
+    return rc;
+}
+
+static int opt_vcpus(struct parse_state *st, const char *arg)
+{
+    unsigned long long v;
+
+    if (parse_uint(arg, 128, &v) < 0 || v == 0)
+        return fail("bad -vcpus value '%s'%s", arg, "");
+    st->o->vcpus = st->o->max_vcpus = (unsigned)v;
+    return 0;
+}
+
+static int opt_vcpu_avail(struct parse_state *st, const char *arg)
+{
+    if (strspn(arg, "0123456789abcdefABCDEFx") != strlen(arg) || !*arg)
+        return fail("bad -vcpu_avail bitmap '%s'%s", arg, "");
+    return replace(&st->o->vcpu_avail, arg);
+}
+
+static int opt_qtest(struct parse_state *st, const char *arg)
+{
+    char err[160];
+
+    chardev_spec_clear(&st->o->qtest);
+    if (chardev_parse(arg, false, &st->o->qtest, err, sizeof(err)) < 0)
+        return fail("-qtest %s: %s", arg, err);
+    st->o->has_qtest = true;
+    return 0;
+}
+
+static int add_qmp(struct parse_state *st, const struct chardev_spec *spec)
+{
+    if (st->o->n_qmp == OPT_MAX_MONITORS)
+        return fail("too many QMP monitors%s%s", "", "");
+    st->o->qmp[st->o->n_qmp++] = *spec;
+    return 0;
+}
+
+static int opt_qmp(struct parse_state *st, const char *arg)
+{
+    struct chardev_spec spec;
+    char err[160];
+
+    if (chardev_parse(arg, false, &spec, err, sizeof(err)) < 0)
+        return fail("-qmp %s: %s", arg, err);
+    if (spec.kind == CHARDEV_STDIO) {
+        chardev_spec_clear(&spec);
+        return fail("-qmp %s: %s", arg, "a QMP monitor needs a socket");
+    }
+    return add_qmp(st, &spec);
+}
+
+static int opt_chardev(struct parse_state *st, const char *arg)
+{
+    struct chardev_spec spec;
+    char err[160];
+
+    /* Channels (pty chardevs for libxl "channel" devices) are a later
+     * feature; a monitor's socket chardev is what matters now. */
+    if (strncmp(arg, "socket,", 7)) {
+        log_warn("-chardev %s: only socket chardevs (monitors) are supported "
+                 "yet; ignored", arg);
+        return 0;
+    }
+    if (chardev_parse(arg, true, &spec, err, sizeof(err)) < 0)
+        return fail("-chardev %s: %s", arg, err);
+    if (!spec.id) {
+        chardev_spec_clear(&spec);
+        return fail("-chardev %s: %s", arg, "id= is required");
+    }
+    if (st->n_chardevs == sizeof(st->chardevs) / sizeof(st->chardevs[0])) {
+        chardev_spec_clear(&spec);
+        return fail("-chardev %s: %s", arg, "too many chardevs");
+    }
+    st->chardevs[st->n_chardevs++] = spec;
+    return 0;
+}
+
+static int opt_mon(struct parse_state *st, const char *arg)
+{
+    if (st->n_mons == sizeof(st->mons) / sizeof(st->mons[0]))
+        return fail("-mon %s: %s", arg, "too many monitors");
+    st->mons[st->n_mons] = strdup(arg);
+    return st->mons[st->n_mons++] ? 0 : -ENOMEM;
+}
+
+/* Pairs each "-mon chardev=ID,mode=control" with its -chardev. */
+static int resolve_monitors(struct parse_state *st)
+{
+    for (unsigned m = 0; m < st->n_mons; m++) {
+        char *copy = st->mons[m], *save = NULL, *tok, *id = NULL;
+        bool control = false;
+        int rc = 0;
+
+        for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            if (!strncmp(tok, "chardev=", 8))
+                id = tok + 8;
+            else if (!strcmp(tok, "mode=control"))
+                control = true;
+            else if (!strcmp(tok, "mode=readline"))
+                control = false;
+            else if (strcmp(tok, "pretty=on") && strcmp(tok, "pretty=off"))
+                return fail("-mon: unsupported parameter '%s'%s", tok, "");
+        }
+        if (!id)
+            return fail("-mon: chardev= is required%s%s", "", "");
+        if (!control) {
+            log_warn("-mon chardev=%s: the human monitor (mode=readline) is "
+                     "not supported; only QMP (mode=control)", id);
+            continue;
+        }
+        for (unsigned c = 0; c < st->n_chardevs; c++) {
+            if (st->chardevs[c].id && !strcmp(st->chardevs[c].id, id)) {
+                rc = add_qmp(st, &st->chardevs[c]);
+                st->chardevs[c] = (struct chardev_spec){.fd = -1};
+                if (rc < 0)
+                    return rc;
+                id = NULL;
+                break;
+            }
+        }
+        if (id)
+            return fail("-mon: no -chardev with id '%s'%s", id, "");
+    }
+    return 0;
+}
+
+static int opt_trace(struct parse_state *st, const char *arg)
+{
+    const char *v = strncmp(arg, "enable=", 7) ? arg : arg + 7;
+
+    if (!strcmp(v, "help")) {
+        trace_list(stdout);
+        st->exit_now = true;
+        return 0;
+    }
+    return trace_enable_list(v) < 0 ? -ENOENT : 0;
+}
+
+static int opt_boot(struct parse_state *st, const char *arg)
+{
+    const char *v = strncmp(arg, "order=", 6) ? arg : arg + 6;
+    size_t n = strcspn(v, ",");
+    int rc;
+
+    if (n == 0 || strspn(v, "acdn") < n)
+        return fail("bad boot order '%s'%s", arg, "");
+    rc = replace(&st->o->boot_order, v);
+    if (rc == 0)
+        st->o->boot_order[n] = '\0';
+    return rc;
+}
+
+static int opt_serial(struct parse_state *st, const char *arg)
+{
+    if (st->o->n_serial == OPT_MAX_LIST)
+        return fail("too many -serial options%s%s", "", "");
+    st->o->serial[st->o->n_serial] = strdup(arg);
+    return st->o->serial[st->o->n_serial++] ? 0 : -ENOMEM;
+}
+
+static int opt_display(struct parse_state *st, const char *arg)
+{
+    if (strcmp(arg, "none"))
+        log_warn("-display %s: xen-dm has no display; ignored", arg);
+    return 0;
+}
+
+static int opt_vnc(struct parse_state *st, const char *arg)
+{
+    if (strcmp(arg, "none"))
+        log_warn("-vnc %s: xen-dm has no VNC server; ignored", arg);
+    return 0;
+}
+
+static int opt_help(struct parse_state *st, const char *arg)
+{
+    options_usage(stdout);
+    st->exit_now = true;
+    return 0;
+}
+
+static int opt_version(struct parse_state *st, const char *arg)
+{
+    printf("xen-dm %s\n", XEN_DM_VERSION);
+    st->exit_now = true;
+    return 0;
+}
+
+static int opt_nothing(struct parse_state *st, const char *arg) { return 0; }
+
+static const struct opt options[] = {
+    /* Attaching and identity. */
+    {"xen-domid", true, OPT_SUPPORTED, opt_xen_domid, "serve domain N (qemu-xen flavour)"},
+    {"d", true, OPT_SUPPORTED, opt_trad_domid, "serve domain N (qemu-trad flavour)"},
+    {"name", true, OPT_SUPPORTED, opt_name, "guest name, used in logs"},
+    {"domain-name", true, OPT_SUPPORTED, opt_name, "guest name (qemu-trad)"},
+    {"machine", true, OPT_SUPPORTED, opt_machine, "xenfv (with platform device) or pc"},
+    {"M", true, OPT_SUPPORTED, opt_machine, "machine type (qemu-trad)"},
+    {"m", true, OPT_SUPPORTED, opt_memory, "guest RAM in MiB (or with K/M/G)"},
+    {"smp", true, OPT_SUPPORTED, opt_smp, "N[,maxcpus=M] vCPUs"},
+    {"vcpus", true, OPT_SUPPORTED, opt_vcpus, "number of vCPUs (qemu-trad)"},
+    {"vcpu_avail", true, OPT_SUPPORTED, opt_vcpu_avail, "hex bitmap of online vCPUs (qemu-trad)"},
+    {"acpi", false, OPT_SUPPORTED, opt_acpi, "provide the ACPI PM function (qemu-trad)"},
+    {"no-acpi", false, OPT_SUPPORTED, opt_no_acpi, "no ACPI PM function"},
+    {"S", false, OPT_SUPPORTED, opt_flag_paused, "start paused (prelaunch) until QMP cont"},
+    {"no-shutdown", false, OPT_SUPPORTED, opt_no_shutdown, "on guest power-off stop, do not exit"},
+    {"boot", true, OPT_SUPPORTED, opt_boot, "[order=]DRIVES boot order (a c d n)"},
+    /* Control sockets. */
+    {"chardev", true, OPT_SUPPORTED, opt_chardev, "socket,id=ID,path=PATH|fd=N,server=on,wait=off"},
+    {"mon", true, OPT_SUPPORTED, opt_mon, "chardev=ID,mode=control: QMP on that chardev"},
+    {"qmp", true, OPT_SUPPORTED, opt_qmp, "unix:PATH,server=on,wait=off: QMP socket"},
+    {"qtest", true, OPT_SUPPORTED, opt_qtest, "unix:PATH[,server=on,wait=off] | stdio: qtest protocol"},
+    {"trace", true, OPT_SUPPORTED, opt_trace, "[enable=]PATTERN[,...] switch on trace points; 'help' lists them"},
+    /* No display, no defaults, no user config: satisfied as they stand. */
+    {"nodefaults", false, OPT_SUPPORTED, opt_nothing, "no default devices (always true)"},
+    {"no-user-config", false, OPT_SUPPORTED, opt_nothing, "no user configuration files (always true)"},
+    {"nographic", false, OPT_SUPPORTED, opt_nothing, "no display (always true)"},
+    {"display", true, OPT_SUPPORTED, opt_display, "none (xen-dm has no display)"},
+    {"vnc", true, OPT_SUPPORTED, opt_vnc, "none (xen-dm has no VNC server)"},
+    /* Recognised from libxl's command lines; the features come later. */
+    {"serial", true, OPT_NOT_YET, opt_serial, "serial port backend (pty, stdio, file:, null, unix:)"},
+    {"drive", true, OPT_NOT_YET, NULL, "disk image"},
+    {"device", true, OPT_NOT_YET, NULL, "add a device"},
+    {"netdev", true, OPT_NOT_YET, NULL, "network backend"},
+    {"net", true, OPT_NOT_YET, NULL, "network device/backend"},
+    {"incoming", true, OPT_NOT_YET, NULL, "restore device state (fd:N)"},
+    {"loadvm", true, OPT_NOT_YET, NULL, "restore device state from FILE (qemu-trad)"},
+    {"xen-domid-restrict", false, OPT_NOT_YET, NULL, "restrict Xen handles to the domain"},
+    {"chroot", true, OPT_NOT_YET, NULL, "chroot after start-up"},
+    {"runas", true, OPT_NOT_YET, NULL, "drop to this user after start-up"},
+    {"vga", true, OPT_NOT_YET, NULL, "display adapter"},
+    {"std-vga", false, OPT_NOT_YET, NULL, "standard VGA (qemu-trad)"},
+    {"videoram", true, OPT_NOT_YET, NULL, "VRAM in MiB (qemu-trad)"},
+    {"vncunused", false, OPT_NOT_YET, NULL, "VNC: search a free display"},
+    {"sdl", false, OPT_NOT_YET, NULL, "SDL display"},
+    {"disable-opengl", false, OPT_NOT_YET, NULL, "SDL without OpenGL"},
+    {"spice", true, OPT_NOT_YET, NULL, "SPICE display"},
+    {"k", true, OPT_NOT_YET, NULL, "keyboard layout"},
+    {"usb", false, OPT_NOT_YET, NULL, "USB controller"},
+    {"usbdevice", true, OPT_NOT_YET, NULL, "USB device"},
+    {"soundhw", true, OPT_NOT_YET, NULL, "sound hardware"},
+    {"gfx_passthru", false, OPT_NOT_YET, NULL, "graphics pass-through"},
+    {"kernel", true, OPT_NOT_YET, NULL, "direct kernel boot"},
+    {"initrd", true, OPT_NOT_YET, NULL, "initial ramdisk"},
+    {"append", true, OPT_NOT_YET, NULL, "kernel command line"},
+    {"help", false, OPT_SUPPORTED, opt_help, "this text"},
+    {"h", false, OPT_SUPPORTED, opt_help, "this text"},
+    {"version", false, OPT_SUPPORTED, opt_version, "print the version"},
+};
+
+#define N_OPTIONS (sizeof(options) / sizeof(options[0]))
+
+void options_usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: xen-dm [options]\n"
+            "Device model for Xen HVM guests. Accepts the command lines libxl "
+            "builds for\nqemu-xen (-xen-domid N ...) and qemu-traditional "
+            "(-d N ...). Without a domain\nid it attaches to nothing and serves "
+            "only its sockets.\n\nOptions (one dash or two):\n");
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        fprintf(out, "  -%-20s %s%s\n", options[i].name, options[i].help,
+                options[i].status == OPT_NOT_YET ? " [not yet supported: ignored]"
+                                                  : "");
+}
+
+static const struct opt *find_option(const char *name)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (!strcmp(options[i].name, name))
+            return &options[i];
+    return NULL;
+}
+
+static void defaults(struct dm_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->domid = -1;
+    o->flavour = FLAVOUR_QEMU_XEN;
+    o->ram_mb = 128;
+    o->acpi = true;
+    o->vcpus = o->max_vcpus = 1;
+    o->platform_device = true;
+    o->machine_type = strdup("xenfv");
+    o->qtest.fd = -1;
+}
+
+int options_parse(int argc, char **argv, struct dm_options *o)
+{
+    struct parse_state st = {.o = o};
+    bool warned[N_OPTIONS] = {false};
+    int rc = 0;
+
+    defaults(o);
+    if (!o->machine_type)
+        return -ENOMEM;
+    for (int i = 1; i < argc && rc == 0 && !st.exit_now; i++) {
+        const char *name = argv[i];
+        const struct opt *opt;
+        const char *arg = NULL;
+
+        if (name[0] != '-' || !name[1]) {
+            rc = fail("unexpected argument '%s'%s", name, "");
+            break;
+        }
+        name += name[1] == '-' ? 2 : 1;
+        opt = find_option(name);
+        if (!opt) {
+            rc = fail("unknown option '%s'%s", argv[i], "");
+            break;
+        }
+        if (opt->has_arg) {
+            if (i + 1 >= argc) {
+                rc = fail("option '%s' needs an argument%s", argv[i], "");
+                break;
+            }
+            arg = argv[++i];
+        }
+        if (opt->status == OPT_NOT_YET && !warned[opt - options]) {
+            warned[opt - options] = true;
+            log_warn("option -%s is recognised but not supported yet; ignored",
+                     opt->name);
+        }
+        if (opt->fn)
+            rc = opt->fn(&st, arg);
+    }
+    if (rc == 0 && !st.exit_now)
+        rc = resolve_monitors(&st);
+    for (unsigned c = 0; c < st.n_chardevs; c++)
+        chardev_spec_clear(&st.chardevs[c]);
+    for (unsigned m = 0; m < st.n_mons; m++)
+        free(st.mons[m]);
+    if (rc < 0) {
+        fprintf(stderr, "Try 'xen-dm --help' for the options.\n");
+        return rc;
+    }
+    return st.exit_now ? 1 : 0;
+}
+
+void options_free(struct dm_options *o)
+{
+    free(o->name);
+    free(o->machine_type);
+    free(o->vcpu_avail);
+    free(o->trace);
+    free(o->boot_order);
+    chardev_spec_clear(&o->qtest);
+    for (unsigned i = 0; i < o->n_qmp; i++)
+        chardev_spec_clear(&o->qmp[i]);
+    for (unsigned i = 0; i < o->n_serial; i++)
+        free(o->serial[i]);
+    memset(o, 0, sizeof(*o));
+}

@@ -1,0 +1,49 @@
+/* Command-line options. xen-dm accepts both command lines libxl builds:
+ * qemu-xen's (QEMU options, xen-dm-interfaces.md §4.3) and qemu-trad's
+ * (qemu-dm options, §4.2). Each option is supported, recognised but not yet
+ * supported (logged once and ignored, so libxl can still start us), or
+ * unknown (an error with usage). */
+#ifndef XENDM_DM_OPTIONS_H
+#define XENDM_DM_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "chardev.h"
+
+enum dm_flavour { FLAVOUR_QEMU_XEN, FLAVOUR_QEMU_TRAD };
+
+#define OPT_MAX_MONITORS 4
+#define OPT_MAX_LIST 16
+
+struct dm_options {
+    enum dm_flavour flavour;
+    int domid; /* -1: attach to no domain */
+    char *name;
+    uint64_t ram_mb;
+    char *machine_type; /* "xenfv" or "pc" */
+    bool platform_device;
+    bool acpi;
+    bool start_paused; /* -S */
+    bool no_shutdown;
+    unsigned vcpus, max_vcpus;
+    char *vcpu_avail;
+    bool has_qtest;
+    struct chardev_spec qtest;
+    unsigned n_qmp;
+    struct chardev_spec qmp[OPT_MAX_MONITORS];
+    char *trace;
+    char *boot_order;
+    unsigned n_serial;
+    char *serial[OPT_MAX_LIST];
+};
+
+/* Returns 0 to run, 1 when the options asked for something that is already
+ * done (--help, --version, -trace help), or a negative errno after printing
+ * the reason and usage to stderr. */
+int options_parse(int argc, char **argv, struct dm_options *o);
+void options_free(struct dm_options *o);
+void options_usage(FILE *out);
+
+#endif

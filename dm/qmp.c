@@ -1,0 +1,601 @@
+#include "qmp.h"
+
+#include <errno.h>
+#include <json.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "../lib/log.h"
+
+TRACE_POINT(trace_qmp, "qmp");
+
+/* What libxl reads from the greeting: QEMU 7.2 is what Debian 12 pairs with
+ * Xen 4.17, and libxl enables features (e.g. live device-state saving) by
+ * this version. */
+#define QMP_QEMU_MAJOR 7
+#define QMP_QEMU_MINOR 2
+#define QMP_QEMU_MICRO 0
+
+struct qmp_server {
+    struct machine *m;
+    struct chardev *chr;
+    struct machine_observer observer;
+    struct loop_work quit_work;
+};
+
+struct qmp_client {
+    json_tokener *tok;
+    size_t pending;     /* bytes fed since the last complete message */
+    bool skip_line;     /* resynchronising after bad input */
+    bool negotiated;    /* qmp_capabilities done */
+};
+
+struct qmp_error {
+    const char *cls;
+    char desc[256];
+};
+
+struct qmp_request {
+    struct qmp_server *s;
+    struct conn *c;
+    json_object *args; /* may be NULL */
+    struct qmp_error err;
+};
+
+typedef json_object *(*qmp_fn)(struct qmp_request *req);
+
+static json_object *set_error(struct qmp_request *req, const char *cls,
+                              const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static json_object *set_error(struct qmp_request *req, const char *cls,
+                              const char *fmt, ...)
+{
+    va_list ap;
+
+    req->err.cls = cls;
+    va_start(ap, fmt);
+    vsnprintf(req->err.desc, sizeof(req->err.desc), fmt, ap);
+    va_end(ap);
+    return NULL;
+}
+
+static void send_json(struct conn *c, json_object *obj)
+{
+    const char *text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN);
+
+    trace(trace_qmp, "-> %s", text);
+    conn_printf(c, "%s\r\n", text);
+}
+
+static void send_error(struct conn *c, const char *cls, const char *desc,
+                       json_object *id)
+{
+    json_object *reply = json_object_new_object();
+    json_object *err = json_object_new_object();
+
+    json_object_object_add(err, "class", json_object_new_string(cls));
+    json_object_object_add(err, "desc", json_object_new_string(desc));
+    json_object_object_add(reply, "error", err);
+    if (id)
+        json_object_object_add(reply, "id", json_object_get(id));
+    send_json(c, reply);
+    json_object_put(reply);
+}
+
+/* --- commands ------------------------------------------------------------ */
+
+static bool no_arguments(struct qmp_request *req)
+{
+    if (req->args && json_object_object_length(req->args)) {
+        json_object_object_foreach(req->args, key, val) {
+            (void)val;
+            set_error(req, "GenericError", "Parameter '%s' is unexpected", key);
+            return false;
+        }
+    }
+    return true;
+}
+
+static json_object *cmd_qmp_capabilities(struct qmp_request *req)
+{
+    struct qmp_client *cl = conn_get_user(req->c);
+    json_object *enable = NULL;
+
+    if (cl->negotiated)
+        return set_error(req, "CommandNotFound",
+                         "Capabilities negotiation is already complete, "
+                         "command ignored");
+    if (req->args) {
+        json_object_object_foreach(req->args, key, val) {
+            if (strcmp(key, "enable"))
+                return set_error(req, "GenericError",
+                                 "Parameter '%s' is unexpected", key);
+            enable = val;
+        }
+    }
+    if (enable) {
+        if (!json_object_is_type(enable, json_type_array))
+            return set_error(req, "GenericError",
+                             "Invalid parameter type for 'enable', expected: "
+                             "array");
+        if (json_object_array_length(enable)) {
+            json_object *cap = json_object_array_get_idx(enable, 0);
+
+            return set_error(req, "GenericError",
+                             "Capability '%s' not available",
+                             json_object_get_string(cap));
+        }
+    }
+    cl->negotiated = true;
+    return json_object_new_object();
+}
+
+static json_object *cmd_query_status(struct qmp_request *req)
+{
+    json_object *ret;
+    enum run_state st = req->s->m->state;
+
+    if (!no_arguments(req))
+        return NULL;
+    ret = json_object_new_object();
+    json_object_object_add(ret, "status",
+                           json_object_new_string(run_state_name(st)));
+    json_object_object_add(ret, "singlestep", json_object_new_boolean(0));
+    json_object_object_add(ret, "running",
+                           json_object_new_boolean(st == RUN_RUNNING));
+    return ret;
+}
+
+static json_object *cmd_stop(struct qmp_request *req)
+{
+    if (!no_arguments(req))
+        return NULL;
+    machine_stop(req->s->m);
+    return json_object_new_object();
+}
+
+static json_object *cmd_cont(struct qmp_request *req)
+{
+    if (!no_arguments(req))
+        return NULL;
+    machine_cont(req->s->m);
+    return json_object_new_object();
+}
+
+static json_object *cmd_system_reset(struct qmp_request *req)
+{
+    if (!no_arguments(req))
+        return NULL;
+    machine_reset(req->s->m, false, "host-qmp-system-reset");
+    return json_object_new_object();
+}
+
+static void quit_now(void *opaque)
+{
+    struct qmp_server *s = opaque;
+
+    machine_shutdown(s->m, false, "host-qmp-quit");
+}
+
+static json_object *cmd_quit(struct qmp_request *req)
+{
+    if (!no_arguments(req))
+        return NULL;
+    /* After the reply has been queued, so the client sees it. */
+    loop_defer(req->s->m->loop, &req->s->quit_work);
+    return json_object_new_object();
+}
+
+static json_object *cmd_query_version(struct qmp_request *req)
+{
+    json_object *ret, *qemu;
+
+    if (!no_arguments(req))
+        return NULL;
+    ret = json_object_new_object();
+    qemu = json_object_new_object();
+    json_object_object_add(qemu, "major", json_object_new_int(QMP_QEMU_MAJOR));
+    json_object_object_add(qemu, "minor", json_object_new_int(QMP_QEMU_MINOR));
+    json_object_object_add(qemu, "micro", json_object_new_int(QMP_QEMU_MICRO));
+    json_object_object_add(ret, "qemu", qemu);
+    json_object_object_add(ret, "package",
+                           json_object_new_string("xen-dm " XEN_DM_VERSION));
+    return ret;
+}
+
+static const char *class_description(uint16_t cls)
+{
+    static const struct {
+        uint16_t cls;
+        const char *desc;
+    } names[] = {
+        {0x0100, "SCSI controller"}, {0x0101, "IDE controller"},
+        {0x0106, "SATA controller"}, {0x0200, "Ethernet controller"},
+        {0x0300, "VGA controller"},  {0x0401, "Audio controller"},
+        {0x0403, "Audio controller"}, {0x0600, "Host bridge"},
+        {0x0601, "ISA bridge"},      {0x0604, "PCI bridge"},
+        {0x0680, "Bridge"},          {0x0c03, "USB controller"},
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (names[i].cls == cls)
+            return names[i].desc;
+    return NULL;
+}
+
+static json_object *pci_regions(const struct pci_function *f)
+{
+    json_object *regions = json_object_new_array();
+
+    for (unsigned i = 0; i <= PCI_ROM_SLOT; i++) {
+        const struct pci_bar *bar = &f->bar[i];
+        json_object *r;
+
+        if (!bar->size)
+            continue;
+        r = json_object_new_object();
+        json_object_object_add(r, "bar", json_object_new_int((int)i));
+        json_object_object_add(r, "type", json_object_new_string(
+                                              bar->flags & PCI_BAR_IO ? "io"
+                                                                      : "memory"));
+        /* QEMU reports an undecoded BAR's address as all-ones. */
+        json_object_object_add(r, "address",
+                               json_object_new_uint64(bar->region.mapped
+                                                          ? bar->addr
+                                                          : UINT64_MAX));
+        json_object_object_add(r, "size", json_object_new_uint64(bar->size));
+        if (!(bar->flags & PCI_BAR_IO)) {
+            json_object_object_add(r, "prefetch", json_object_new_boolean(
+                                                      !!(bar->flags & PCI_BAR_PREFETCH)));
+            json_object_object_add(r, "mem_type_64", json_object_new_boolean(
+                                                         !!(bar->flags & PCI_BAR_MEM64)));
+        }
+        json_object_array_add(regions, r);
+    }
+    return regions;
+}
+
+static json_object *pci_device_info(const struct pci_function *f)
+{
+    json_object *dev = json_object_new_object(), *cls, *id;
+    uint16_t class16 = pci_get_word(&f->config[PCI_CLASS_DEVICE]);
+    const char *desc = class_description(class16);
+    uint8_t pin = f->config[PCI_INTERRUPT_PIN];
+
+    json_object_object_add(dev, "bus", json_object_new_int(0));
+    json_object_object_add(dev, "slot", json_object_new_int(PCI_SLOT(f->devfn)));
+    json_object_object_add(dev, "function",
+                           json_object_new_int(PCI_FUNC(f->devfn)));
+    cls = json_object_new_object();
+    if (desc)
+        json_object_object_add(cls, "desc", json_object_new_string(desc));
+    json_object_object_add(cls, "class", json_object_new_int(class16));
+    json_object_object_add(dev, "class_info", cls);
+    id = json_object_new_object();
+    json_object_object_add(id, "device", json_object_new_int(
+                                             pci_get_word(&f->config[PCI_DEVICE_ID])));
+    json_object_object_add(id, "vendor", json_object_new_int(
+                                             pci_get_word(&f->config[PCI_VENDOR_ID])));
+    json_object_object_add(id, "subsystem", json_object_new_int(
+                                                pci_get_word(&f->config[PCI_SUBSYSTEM_ID])));
+    json_object_object_add(id, "subsystem-vendor",
+                           json_object_new_int(pci_get_word(
+                               &f->config[PCI_SUBSYSTEM_VENDOR_ID])));
+    json_object_object_add(dev, "id", id);
+    if (pin)
+        json_object_object_add(dev, "irq", json_object_new_int(
+                                               f->config[PCI_INTERRUPT_LINE]));
+    json_object_object_add(dev, "irq_pin", json_object_new_int(pin));
+    json_object_object_add(dev, "qdev_id", json_object_new_string(f->id));
+    json_object_object_add(dev, "regions", pci_regions(f));
+    return dev;
+}
+
+static json_object *cmd_query_pci(struct qmp_request *req)
+{
+    json_object *ret, *bus, *devices;
+    const struct pci_bus *pci = &req->s->m->pci;
+
+    if (!no_arguments(req))
+        return NULL;
+    devices = json_object_new_array();
+    for (unsigned devfn = 0; devfn < 256; devfn++)
+        if (pci->functions[devfn])
+            json_object_array_add(devices, pci_device_info(pci->functions[devfn]));
+    bus = json_object_new_object();
+    json_object_object_add(bus, "bus", json_object_new_int(0));
+    json_object_object_add(bus, "devices", devices);
+    ret = json_object_new_array();
+    json_object_array_add(ret, bus);
+    return ret;
+}
+
+static json_object *cmd_query_commands(struct qmp_request *req);
+
+static const struct {
+    const char *name;
+    qmp_fn fn;
+} commands[] = {
+    {"qmp_capabilities", cmd_qmp_capabilities},
+    {"query-status", cmd_query_status},
+    {"stop", cmd_stop},
+    {"cont", cmd_cont},
+    {"system_reset", cmd_system_reset},
+    {"quit", cmd_quit},
+    {"query-pci", cmd_query_pci},
+    {"query-version", cmd_query_version},
+    {"query-commands", cmd_query_commands},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static json_object *cmd_query_commands(struct qmp_request *req)
+{
+    json_object *ret;
+
+    if (!no_arguments(req))
+        return NULL;
+    ret = json_object_new_array();
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        json_object *c = json_object_new_object();
+
+        json_object_object_add(c, "name", json_object_new_string(commands[i].name));
+        json_object_array_add(ret, c);
+    }
+    return ret;
+}
+
+/* --- message handling ---------------------------------------------------- */
+
+static void handle_message(struct qmp_server *s, struct conn *c, json_object *msg)
+{
+    struct qmp_client *cl = conn_get_user(c);
+    struct qmp_request req = {.s = s, .c = c};
+    json_object *id = NULL, *execute = NULL, *ret = NULL, *reply;
+    const char *name;
+
+    if (!json_object_is_type(msg, json_type_object)) {
+        send_error(c, "GenericError", "QMP input must be a JSON object", NULL);
+        return;
+    }
+    json_object_object_get_ex(msg, "id", &id);
+    json_object_object_foreach(msg, key, val) {
+        if (!strcmp(key, "execute")) {
+            execute = val;
+        } else if (!strcmp(key, "arguments")) {
+            req.args = val;
+        } else if (strcmp(key, "id")) {
+            char desc[160];
+
+            snprintf(desc, sizeof(desc), "QMP input member '%.64s' is unexpected",
+                     key);
+            send_error(c, "GenericError", desc, id);
+            return;
+        }
+    }
+    if (!execute) {
+        send_error(c, "GenericError", "QMP input lacks member 'execute'", id);
+        return;
+    }
+    if (!json_object_is_type(execute, json_type_string)) {
+        send_error(c, "GenericError", "QMP input member 'execute' must be a string",
+                   id);
+        return;
+    }
+    if (req.args && !json_object_is_type(req.args, json_type_object)) {
+        send_error(c, "GenericError",
+                   "QMP input member 'arguments' must be an object", id);
+        return;
+    }
+    name = json_object_get_string(execute);
+    if (!cl->negotiated && strcmp(name, "qmp_capabilities")) {
+        send_error(c, "CommandNotFound",
+                   "Expecting capabilities negotiation with 'qmp_capabilities'",
+                   id);
+        return;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++) {
+        if (!strcmp(commands[i].name, name)) {
+            ret = commands[i].fn(&req);
+            break;
+        }
+    }
+    if (!ret && !req.err.cls)
+        set_error(&req, "CommandNotFound", "The command %.64s has not been found",
+                  name);
+    if (!ret) {
+        send_error(c, req.err.cls, req.err.desc, id);
+        return;
+    }
+    reply = json_object_new_object();
+    json_object_object_add(reply, "return", ret);
+    if (id)
+        json_object_object_add(reply, "id", json_object_get(id));
+    send_json(c, reply);
+    json_object_put(reply);
+}
+
+static void reject_input(struct conn *c, struct qmp_client *cl, const char *why)
+{
+    char desc[200];
+
+    snprintf(desc, sizeof(desc), "JSON parse error, %s", why);
+    log_ratelimited(LOG_WARN, "qmp: bad input from client: %s", why);
+    send_error(c, "GenericError", desc, NULL);
+    json_tokener_reset(cl->tok);
+    cl->pending = 0;
+    cl->skip_line = true;
+}
+
+static void qmp_data(void *opaque, struct conn *c, const char *buf, size_t len)
+{
+    struct qmp_server *s = opaque;
+    struct qmp_client *cl = conn_get_user(c);
+
+    while (len) {
+        json_object *msg;
+        enum json_tokener_error jerr;
+        size_t used;
+
+        if (cl->skip_line) {
+            const char *nl = memchr(buf, '\n', len);
+
+            if (!nl)
+                return;
+            cl->skip_line = false;
+            len -= (size_t)(nl + 1 - buf);
+            buf = nl + 1;
+            continue;
+        }
+        /* json-c takes an int length: feed in bounded pieces. */
+        msg = json_tokener_parse_ex(cl->tok, buf, (int)(len > 65536 ? 65536 : len));
+        jerr = json_tokener_get_error(cl->tok);
+        used = json_tokener_get_parse_end(cl->tok);
+        if (used == 0 && jerr != json_tokener_success)
+            used = len > 65536 ? 65536 : len;
+        if (jerr == json_tokener_continue) {
+            cl->pending += used;
+            if (cl->pending > QMP_MAX_MESSAGE) {
+                reject_input(c, cl, "message too long");
+                /* The rest of this chunk belongs to the refused message. */
+            }
+            buf += used;
+            len -= used;
+            continue;
+        }
+        if (jerr != json_tokener_success) {
+            reject_input(c, cl, json_tokener_error_desc(jerr));
+            buf += used;
+            len -= used;
+            continue;
+        }
+        buf += used;
+        len -= used;
+        cl->pending = 0;
+        if (msg) {
+            trace(trace_qmp, "<- %s",
+                  json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN));
+            handle_message(s, c, msg);
+            json_object_put(msg);
+        }
+        json_tokener_reset(cl->tok);
+    }
+}
+
+static void qmp_opened(void *opaque, struct conn *c)
+{
+    struct qmp_client *cl = calloc(1, sizeof(*cl));
+    json_object *greeting, *qmp, *version, *qemu;
+
+    if (!cl || !(cl->tok = json_tokener_new_ex(QMP_MAX_DEPTH))) {
+        free(cl);
+        conn_close(c);
+        return;
+    }
+    conn_set_user(c, cl);
+    qemu = json_object_new_object();
+    json_object_object_add(qemu, "micro", json_object_new_int(QMP_QEMU_MICRO));
+    json_object_object_add(qemu, "minor", json_object_new_int(QMP_QEMU_MINOR));
+    json_object_object_add(qemu, "major", json_object_new_int(QMP_QEMU_MAJOR));
+    version = json_object_new_object();
+    json_object_object_add(version, "qemu", qemu);
+    json_object_object_add(version, "package",
+                           json_object_new_string("xen-dm " XEN_DM_VERSION));
+    qmp = json_object_new_object();
+    json_object_object_add(qmp, "version", version);
+    json_object_object_add(qmp, "capabilities", json_object_new_array());
+    greeting = json_object_new_object();
+    json_object_object_add(greeting, "QMP", qmp);
+    send_json(c, greeting);
+    json_object_put(greeting);
+}
+
+static void qmp_closed(void *opaque, struct conn *c)
+{
+    struct qmp_client *cl = conn_get_user(c);
+
+    if (cl) {
+        json_tokener_free(cl->tok);
+        free(cl);
+    }
+    conn_set_user(c, NULL);
+}
+
+static const struct conn_ops qmp_conn_ops = {
+    .data = qmp_data,
+    .closed = qmp_closed,
+    .opened = qmp_opened,
+};
+
+static void send_event_to(void *arg, struct conn *c)
+{
+    struct qmp_client *cl = conn_get_user(c);
+
+    if (cl && cl->negotiated)
+        send_json(c, arg);
+}
+
+static void qmp_event(void *opaque, const struct machine_event *ev)
+{
+    static const char *const names[] = {
+        [MACHINE_EVENT_RESET] = "RESET",
+        [MACHINE_EVENT_STOP] = "STOP",
+        [MACHINE_EVENT_RESUME] = "RESUME",
+        [MACHINE_EVENT_SHUTDOWN] = "SHUTDOWN",
+    };
+    struct qmp_server *s = opaque;
+    json_object *msg = json_object_new_object(), *ts = json_object_new_object();
+    struct timeval tv;
+
+    gettimeofday(&tv, NULL);
+    json_object_object_add(ts, "seconds", json_object_new_int64(tv.tv_sec));
+    json_object_object_add(ts, "microseconds", json_object_new_int64(tv.tv_usec));
+    json_object_object_add(msg, "timestamp", ts);
+    json_object_object_add(msg, "event", json_object_new_string(names[ev->kind]));
+    if (ev->kind == MACHINE_EVENT_RESET || ev->kind == MACHINE_EVENT_SHUTDOWN) {
+        json_object *data = json_object_new_object();
+
+        json_object_object_add(data, "guest", json_object_new_boolean(ev->guest));
+        json_object_object_add(data, "reason", json_object_new_string(ev->reason));
+        json_object_object_add(msg, "data", data);
+    }
+    chardev_for_each_conn(s->chr, send_event_to, msg);
+    json_object_put(msg);
+}
+
+int qmp_start(struct machine *m, const struct chardev_spec *spec,
+              struct qmp_server **out)
+{
+    struct qmp_server *s = calloc(1, sizeof(*s));
+    int rc;
+
+    if (!s)
+        return -ENOMEM;
+    s->m = m;
+    loop_work_init(&s->quit_work, quit_now, s);
+    s->observer = (struct machine_observer){.event = qmp_event, .opaque = s};
+    rc = chardev_open(m->loop, spec, &qmp_conn_ops, s, &s->chr);
+    if (rc < 0) {
+        log_err("qmp: cannot open %s: %s",
+                spec->path ? spec->path : "the passed socket", strerror(-rc));
+        free(s);
+        return rc;
+    }
+    machine_add_observer(m, &s->observer);
+    *out = s;
+    return 0;
+}
+
+void qmp_stop(struct qmp_server *s)
+{
+    if (!s)
+        return;
+    loop_work_cancel(s->m->loop, &s->quit_work);
+    machine_remove_observer(s->m, &s->observer);
+    chardev_close(s->chr);
+    free(s);
+}

@@ -1,0 +1,406 @@
+#include "pci.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "../lib/log.h"
+
+TRACE_POINT(trace_pci_config, "pci_config");
+TRACE_POINT(trace_pci_bar, "pci_bar");
+
+void pci_bus_init(struct pci_bus *pci, struct bus *bus)
+{
+    memset(pci, 0, sizeof(*pci));
+    pci->bus = bus;
+}
+
+void pci_function_init(struct pci_function *f, const char *name,
+                       uint16_t vendor, uint16_t device, uint32_t class_code,
+                       uint8_t revision, const struct pci_function_ops *ops,
+                       void *opaque)
+{
+    memset(f, 0, sizeof(*f));
+    f->name = name;
+    f->id = "";
+    f->ops = ops;
+    f->opaque = opaque;
+    f->hotpluggable = true;
+    pci_set_word(&f->config[PCI_VENDOR_ID], vendor);
+    pci_set_word(&f->config[PCI_DEVICE_ID], device);
+    f->config[PCI_REVISION_ID] = revision;
+    f->config[PCI_CLASS_PROG] = (uint8_t)class_code;
+    pci_set_word(&f->config[PCI_CLASS_DEVICE], (uint16_t)(class_code >> 8));
+
+    pci_set_word(&f->wmask[PCI_COMMAND],
+                 PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
+                     PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE);
+    /* Error bits: parity, signalled/received aborts, SERR, parity error. */
+    pci_set_word(&f->w1cmask[PCI_STATUS], 0xf900);
+    f->wmask[PCI_CACHE_LINE_SIZE] = 0xff;
+    f->wmask[PCI_LATENCY_TIMER] = 0xff;
+    f->wmask[PCI_INTERRUPT_LINE] = 0xff;
+}
+
+void pci_set_subsystem(struct pci_function *f, uint16_t vendor, uint16_t device)
+{
+    pci_set_word(&f->config[PCI_SUBSYSTEM_VENDOR_ID], vendor);
+    pci_set_word(&f->config[PCI_SUBSYSTEM_ID], device);
+}
+
+void pci_set_interrupt_pin(struct pci_function *f, unsigned pin)
+{
+    f->config[PCI_INTERRUPT_PIN] = (uint8_t)pin;
+}
+
+static unsigned bar_reg(unsigned idx)
+{
+    return idx == PCI_ROM_SLOT ? PCI_ROM_ADDRESS : PCI_BASE_ADDRESS_0 + 4 * idx;
+}
+
+int pci_function_add_bar(struct pci_function *f, unsigned idx, uint64_t size,
+                         unsigned flags, const char *region_name,
+                         const struct bus_region_ops *ops, void *opaque)
+{
+    struct pci_bar *bar;
+    uint64_t mask;
+    unsigned reg;
+    bool is64 = !(flags & PCI_BAR_IO) && (flags & PCI_BAR_MEM64);
+
+    if (idx > PCI_ROM_SLOT || (is64 && idx >= PCI_NUM_BARS - 1) ||
+        (idx == PCI_ROM_SLOT && flags != PCI_BAR_MEM32))
+        return -EINVAL;
+    if (size == 0 || (size & (size - 1)) ||
+        size < (flags & PCI_BAR_IO ? 4u : idx == PCI_ROM_SLOT ? 2048u : 16u) ||
+        (flags & PCI_BAR_IO && size > 0x10000) || (!is64 && size > (1ull << 31)))
+        return -EINVAL;
+    bar = &f->bar[idx];
+    if (bar->size)
+        return -EBUSY;
+    bar->size = size;
+    bar->flags = flags;
+    bus_region_init(&bar->region, region_name, size, ops, opaque);
+
+    reg = bar_reg(idx);
+    mask = ~(size - 1);
+    if (idx == PCI_ROM_SLOT) {
+        pci_set_long(&f->wmask[reg], (uint32_t)mask | PCI_ROM_ADDRESS_ENABLE);
+    } else {
+        pci_set_long(&f->config[reg], flags);
+        pci_set_long(&f->wmask[reg], (uint32_t)mask & ~0xfu);
+        if (is64)
+            pci_set_long(&f->wmask[reg + 4], (uint32_t)(mask >> 32));
+    }
+    return 0;
+}
+
+/* Keeps function 0's multi-function bit in step with the slot's contents,
+ * whatever order functions are added in (libxl adds them 7 down to 0). */
+static void update_multifunction(struct pci_bus *pci, unsigned slot)
+{
+    struct pci_function *f0 = pci->functions[PCI_DEVFN(slot, 0)];
+    bool multi = false;
+
+    if (!f0)
+        return;
+    for (unsigned fn = 1; fn < 8; fn++)
+        multi |= pci->functions[PCI_DEVFN(slot, fn)] != NULL;
+    if (multi)
+        f0->config[PCI_HEADER_TYPE] |= PCI_HEADER_TYPE_MULTI_FUNCTION;
+    else
+        f0->config[PCI_HEADER_TYPE] &= ~PCI_HEADER_TYPE_MULTI_FUNCTION;
+    f0->power_on[PCI_HEADER_TYPE] = f0->config[PCI_HEADER_TYPE];
+}
+
+static uint64_t cfg_region_read(void *opaque, uint64_t off, unsigned size)
+{
+    return pci_config_read(opaque, (unsigned)off, size);
+}
+
+static void cfg_region_write(void *opaque, uint64_t off, uint64_t value,
+                             unsigned size)
+{
+    pci_config_write(opaque, (unsigned)off, (uint32_t)value, size);
+}
+
+static const struct bus_region_ops cfg_region_ops = {
+    .read = cfg_region_read,
+    .write = cfg_region_write,
+    .max_access = 4,
+};
+
+int pci_register_function(struct pci_bus *pci, struct pci_function *f,
+                          uint8_t devfn)
+{
+    int rc;
+
+    if (pci->functions[devfn]) {
+        log_err("pci: cannot place '%s' at 00:%02x.%x: '%s' is there", f->name,
+                PCI_SLOT(devfn), PCI_FUNC(devfn), pci->functions[devfn]->name);
+        return -EEXIST;
+    }
+    f->bus = pci;
+    f->devfn = devfn;
+    bus_region_init(&f->cfg_region, f->name, PCI_CONFIG_SIZE, &cfg_region_ops,
+                    f);
+    rc = bus_map(pci->bus, BUS_PCI_CFG, &f->cfg_region,
+                 BUS_PCI_CFG_ADDR(devfn, 0));
+    if (rc < 0)
+        return rc;
+    memcpy(f->power_on, f->config, sizeof(f->config));
+    pci->functions[devfn] = f;
+    f->registered = true;
+    update_multifunction(pci, PCI_SLOT(devfn));
+    return 0;
+}
+
+static void unmap_bars(struct pci_function *f)
+{
+    for (unsigned i = 0; i <= PCI_ROM_SLOT; i++)
+        bus_unmap(f->bus->bus, &f->bar[i].region);
+}
+
+void pci_unregister_function(struct pci_function *f)
+{
+    struct pci_bus *pci = f->bus;
+
+    if (!f->registered)
+        return;
+    unmap_bars(f);
+    bus_unmap(pci->bus, &f->cfg_region);
+    pci->functions[f->devfn] = NULL;
+    f->registered = false;
+    update_multifunction(pci, PCI_SLOT(f->devfn));
+}
+
+struct pci_function *pci_find_function(const struct pci_bus *pci, uint8_t devfn)
+{
+    return pci->functions[devfn];
+}
+
+/* The address a BAR decodes at, or 0 when it must not decode: decoding off
+ * in the command register, BAR unprogrammed, or an address that is being
+ * sized or would run off the end of its space. */
+static uint64_t bar_decode_address(const struct pci_function *f, unsigned idx)
+{
+    const struct pci_bar *bar = &f->bar[idx];
+    uint16_t cmd = pci_get_word(&f->config[PCI_COMMAND]);
+    unsigned reg = bar_reg(idx);
+    uint64_t addr, last;
+
+    if (bar->flags & PCI_BAR_IO) {
+        if (!(cmd & PCI_COMMAND_IO))
+            return 0;
+        addr = pci_get_long(&f->config[reg]) & ~(bar->size - 1) & ~3ull;
+        last = addr + bar->size - 1;
+        return addr && last < BUS_PIO_LIMIT ? addr : 0;
+    }
+    if (!(cmd & PCI_COMMAND_MEMORY))
+        return 0;
+    if (idx == PCI_ROM_SLOT &&
+        !(f->config[PCI_ROM_ADDRESS] & PCI_ROM_ADDRESS_ENABLE))
+        return 0;
+    addr = pci_get_long(&f->config[reg]) & ~(bar->size - 1) & ~0xfull;
+    if (bar->flags & PCI_BAR_MEM64)
+        addr |= (uint64_t)pci_get_long(&f->config[reg + 4]) << 32;
+    last = addr + bar->size - 1;
+    if (!addr || last < addr)
+        return 0;
+    /* A 32-bit BAR reaching 4 GiB - 1 is what sizing leaves behind. */
+    if (!(bar->flags & PCI_BAR_MEM64) && last >= 0xffffffffull)
+        return 0;
+    return addr;
+}
+
+static void update_mappings(struct pci_function *f)
+{
+    for (unsigned i = 0; i <= PCI_ROM_SLOT; i++) {
+        struct pci_bar *bar = &f->bar[i];
+        enum bus_space space = bar->flags & PCI_BAR_IO ? BUS_PIO : BUS_MMIO;
+        uint64_t addr;
+
+        if (!bar->size)
+            continue;
+        addr = bar_decode_address(f, i);
+        if (bar->region.mapped && bar->addr == addr)
+            continue;
+        if (bar->region.mapped) {
+            trace(trace_pci_bar, "%s BAR%u unmapped from 0x%" PRIx64, f->name,
+                  i, bar->addr);
+            bus_unmap(f->bus->bus, &bar->region);
+        }
+        if (!addr)
+            continue;
+        if (bus_map(f->bus->bus, space, &bar->region, addr) < 0) {
+            /* The guest placed it over something else: it stays off. */
+            log_ratelimited(LOG_WARN, "pci: %s BAR%u at 0x%" PRIx64
+                            " not decoded: %s", f->name, i, addr,
+                            f->bus->bus->error);
+            continue;
+        }
+        bar->addr = addr;
+        trace(trace_pci_bar, "%s BAR%u mapped at 0x%" PRIx64, f->name, i, addr);
+    }
+}
+
+uint32_t pci_config_read(struct pci_function *f, unsigned reg, unsigned size)
+{
+    uint32_t value = 0;
+
+    if (size == 0 || size > 4 || reg >= PCI_CONFIG_SIZE)
+        return 0xffffffffu;
+    for (unsigned i = 0; i < size; i++)
+        value |= (uint32_t)(reg + i < PCI_CONFIG_SIZE ? f->config[reg + i]
+                                                      : 0xff)
+                 << (8 * i);
+    if (f->ops && f->ops->config_read)
+        value = f->ops->config_read(f, reg, size, value);
+    trace(trace_pci_config, "%s read [0x%02x]/%u = 0x%x", f->name, reg, size,
+          value);
+    return value;
+}
+
+static bool touches(unsigned reg, unsigned size, unsigned start, unsigned end)
+{
+    return reg < end && reg + size > start;
+}
+
+void pci_config_write(struct pci_function *f, unsigned reg, uint32_t value,
+                      unsigned size)
+{
+    if (size == 0 || size > 4 || reg >= PCI_CONFIG_SIZE)
+        return;
+    if (reg + size > PCI_CONFIG_SIZE)
+        size = PCI_CONFIG_SIZE - reg;
+    trace(trace_pci_config, "%s write [0x%02x]/%u = 0x%x", f->name, reg, size,
+          value);
+    for (unsigned i = 0; i < size; i++) {
+        unsigned r = reg + i;
+        uint8_t b = (uint8_t)(value >> (8 * i));
+
+        f->config[r] = (uint8_t)((f->config[r] & ~f->wmask[r]) |
+                                 (b & f->wmask[r]));
+        f->config[r] &= (uint8_t)~(b & f->w1cmask[r]);
+    }
+    if (touches(reg, size, PCI_COMMAND, PCI_COMMAND + 2) ||
+        touches(reg, size, PCI_BASE_ADDRESS_0, PCI_BASE_ADDRESS_0 + 24) ||
+        touches(reg, size, PCI_ROM_ADDRESS, PCI_ROM_ADDRESS + 4))
+        update_mappings(f);
+    if (f->ops && f->ops->config_write)
+        f->ops->config_write(f, reg, value, size);
+}
+
+void pci_function_reset(struct pci_function *f)
+{
+    memcpy(f->config, f->power_on, sizeof(f->config));
+    if (f->registered)
+        unmap_bars(f);
+    if (f->ops && f->ops->reset)
+        f->ops->reset(f);
+}
+
+void pci_bus_reset(struct pci_bus *pci)
+{
+    for (unsigned devfn = 0; devfn < 256; devfn++)
+        if (pci->functions[devfn])
+            pci_function_reset(pci->functions[devfn]);
+}
+
+/* --- configuration mechanism #1 ----------------------------------------- */
+
+static uint64_t config_address_read(void *opaque, uint64_t off, unsigned size)
+{
+    struct pci_host *host = opaque;
+
+    if (off == 0 && size == 4)
+        return host->config_address;
+    if (off == 1 && size == 1 && host->cf9_read)
+        return host->cf9_read(host->cf9_opaque);
+    return bus_size_mask(size);
+}
+
+static void config_address_write(void *opaque, uint64_t off, uint64_t value,
+                                 unsigned size)
+{
+    struct pci_host *host = opaque;
+
+    if (off == 0 && size == 4)
+        host->config_address = (uint32_t)value;
+    else if (off == 1 && size == 1 && host->cf9_write)
+        host->cf9_write(host->cf9_opaque, (uint8_t)value);
+    /* Other narrow accesses are not config cycles on an i440FX. */
+}
+
+/* SBDF-space address for the data port, or ~0 when no cycle is generated
+ * (enable bit clear, or a bus other than 0). */
+static uint64_t config_data_target(const struct pci_host *host, uint64_t off)
+{
+    uint32_t ca = host->config_address;
+    unsigned bus_nr = (ca >> 16) & 0xff, devfn = (ca >> 8) & 0xff;
+
+    if (!(ca & 0x80000000u) || bus_nr != 0)
+        return ~0ull;
+    return BUS_PCI_CFG_ADDR(devfn, (ca & 0xfc) | off);
+}
+
+static uint64_t config_data_read(void *opaque, uint64_t off, unsigned size)
+{
+    struct pci_host *host = opaque;
+    uint64_t target = config_data_target(host, off);
+
+    if (target == ~0ull)
+        return bus_size_mask(size);
+    return bus_read(host->bus, BUS_PCI_CFG, target, size);
+}
+
+static void config_data_write(void *opaque, uint64_t off, uint64_t value,
+                              unsigned size)
+{
+    struct pci_host *host = opaque;
+    uint64_t target = config_data_target(host, off);
+
+    if (target != ~0ull)
+        bus_write(host->bus, BUS_PCI_CFG, target, value, size);
+}
+
+static const struct bus_region_ops config_address_ops = {
+    .read = config_address_read,
+    .write = config_address_write,
+    .max_access = 4,
+    .refuse_wide = true,
+};
+
+static const struct bus_region_ops config_data_ops = {
+    .read = config_data_read,
+    .write = config_data_write,
+    .max_access = 4,
+    .refuse_wide = true,
+};
+
+int pci_host_init(struct pci_host *host, struct bus *bus)
+{
+    int rc;
+
+    memset(host, 0, sizeof(*host));
+    host->bus = bus;
+    bus_region_init(&host->addr_region, "pci-config-address", 4,
+                    &config_address_ops, host);
+    bus_region_init(&host->data_region, "pci-config-data", 4, &config_data_ops,
+                    host);
+    rc = bus_map(bus, BUS_PIO, &host->addr_region, 0xcf8);
+    if (rc < 0)
+        goto out;
+    rc = bus_map(bus, BUS_PIO, &host->data_region, 0xcfc);
+    if (rc < 0)
+        bus_unmap(bus, &host->addr_region);
+out:
+    return rc;
+}
+
+void pci_host_fini(struct pci_host *host)
+{
+    bus_unmap(host->bus, &host->data_region);
+    bus_unmap(host->bus, &host->addr_region);
+}
+
+void pci_host_reset(struct pci_host *host) { host->config_address = 0; }
