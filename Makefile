@@ -27,6 +27,8 @@ BENCH_SRCS = $(patsubst $(SRCDIR)/%,%,$(wildcard $(SRCDIR)/tests/bench/bench_*.c
 BENCH_BINS = $(BENCH_SRCS:tests/bench/%.c=tests-bin/%)
 
 .PHONY: all check unit integration bench install clean distclean
+# Keep objects of test and bench programs between runs.
+.SECONDARY:
 all: xen-dm
 
 obj/%.o: $(SRCDIR)/%.c
