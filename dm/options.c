@@ -386,6 +386,18 @@ static int opt_vnc(struct parse_state *st, const char *arg)
     return 0;
 }
 
+static int opt_hotplug_layout(struct parse_state *st, const char *arg)
+{
+    if (!strcmp(arg, "qemu-xen"))
+        st->o->hotplug_layout = HOTPLUG_LAYOUT_XEN;
+    else if (!strcmp(arg, "qemu-trad") || !strcmp(arg, "qemu-xen-traditional"))
+        st->o->hotplug_layout = HOTPLUG_LAYOUT_TRAD;
+    else
+        return fail("bad hot-plug layout '%s' (qemu-xen or qemu-trad)%s", arg,
+                    "");
+    return 0;
+}
+
 static int opt_help(struct parse_state *st, const char *arg)
 {
     options_usage(stdout);
@@ -424,6 +436,7 @@ static const struct opt options[] = {
     {"mon", true, OPT_SUPPORTED, opt_mon, "chardev=ID,mode=control: QMP on that chardev"},
     {"qmp", true, OPT_SUPPORTED, opt_qmp, "unix:PATH,server=on,wait=off: QMP socket"},
     {"qtest", true, OPT_SUPPORTED, opt_qtest, "unix:PATH[,server=on,wait=off] | stdio: qtest protocol"},
+    {"hotplug-layout", true, OPT_SUPPORTED, opt_hotplug_layout, "qemu-xen (0xAE00, GPE 1) or qemu-trad (0x10C0, GPE 3); default follows the flavour"},
     {"trace", true, OPT_SUPPORTED, opt_trace, "[enable=]PATTERN[,...] switch on trace points; 'help' lists them"},
     /* No display, no defaults, no user config: satisfied as they stand. */
     {"nodefaults", false, OPT_SUPPORTED, opt_nothing, "no default devices (always true)"},
@@ -556,7 +569,6 @@ void options_free(struct dm_options *o)
     free(o->name);
     free(o->machine_type);
     free(o->vcpu_avail);
-    free(o->trace);
     free(o->boot_order);
     chardev_spec_clear(&o->qtest);
     for (unsigned i = 0; i < o->n_qmp; i++)

@@ -14,6 +14,9 @@
 
 enum dm_flavour { FLAVOUR_QEMU_XEN, FLAVOUR_QEMU_TRAD };
 
+/* Which hot-plug register layout the guest's DSDT expects. */
+enum hotplug_layout_choice { HOTPLUG_LAYOUT_AUTO, HOTPLUG_LAYOUT_XEN, HOTPLUG_LAYOUT_TRAD };
+
 #define OPT_MAX_MONITORS 4
 #define OPT_MAX_LIST 16
 
@@ -33,7 +36,7 @@ struct dm_options {
     struct chardev_spec qtest;
     unsigned n_qmp;
     struct chardev_spec qmp[OPT_MAX_MONITORS];
-    char *trace;
+    enum hotplug_layout_choice hotplug_layout;
     char *boot_order;
     unsigned n_serial;
     char *serial[OPT_MAX_LIST];
