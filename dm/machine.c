@@ -1,9 +1,15 @@
 #include "machine.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../lib/log.h"
+
+/* Guest RAM below 4 GiB ends where Xen's MMIO hole starts (hvmloader's
+ * HVM_BELOW_4G_MMIO_START); the rest is relocated above 4 GiB. */
+#define MACHINE_BELOW_4G_LIMIT 0xf0000000ull
 
 const char *run_state_name(enum run_state s)
 {
@@ -11,6 +17,7 @@ const char *run_state_name(enum run_state s)
     case RUN_PRELAUNCH: return "prelaunch";
     case RUN_RUNNING: return "running";
     case RUN_PAUSED: return "paused";
+    case RUN_SUSPENDED: return "suspended";
     case RUN_SHUTDOWN: return "shutdown";
     }
     return "?";
@@ -49,10 +56,295 @@ static const struct irq_sink_ops machine_irq_ops = {
     .pci_intx = sink_pci_intx,
 };
 
+/* --- requests from the guest -------------------------------------------- */
+
+/* Guest resets and power-offs arrive from inside a device's register
+ * handler; acting on them there would reset the device under its own feet,
+ * so they run from the event loop once the access has completed. */
+static void run_guest_reset(void *opaque)
+{
+    struct machine *m = opaque;
+
+    machine_reset(m, true, m->pending_reset_reason);
+}
+
+static void request_reset(void *opaque, const char *reason)
+{
+    struct machine *m = opaque;
+
+    m->pending_reset_reason = reason;
+    loop_defer(m->loop, &m->reset_work);
+}
+
+static void run_guest_poweroff(void *opaque)
+{
+    struct machine *m = opaque;
+    struct machine_event ev = {.kind = MACHINE_EVENT_SHUTDOWN, .guest = true,
+                               .reason = "guest-shutdown"};
+
+    log_info("guest powered off (ACPI S5)");
+    if (!m->opts->no_shutdown) {
+        machine_shutdown(m, true, "guest-shutdown");
+        return;
+    }
+    /* -no-shutdown (libxl always passes it): stop, announce, stay. */
+    m->state = RUN_SHUTDOWN;
+    notify(m, &ev);
+}
+
+static void request_poweroff(void *opaque)
+{
+    struct machine *m = opaque;
+
+    loop_defer(m->loop, &m->poweroff_work);
+}
+
+static void request_suspend(void *opaque)
+{
+    struct machine *m = opaque;
+    struct machine_event ev = {.kind = MACHINE_EVENT_SUSPEND, .guest = true};
+
+    if (m->state != RUN_RUNNING)
+        return;
+    log_info("guest suspended to RAM (ACPI S3)");
+    m->state = RUN_SUSPENDED;
+    notify(m, &ev);
+}
+
+int machine_wakeup(struct machine *m)
+{
+    struct machine_event ev = {.kind = MACHINE_EVENT_WAKEUP};
+
+    if (m->state != RUN_SUSPENDED)
+        return -EINVAL;
+    /* Waking from S3 goes through the firmware's reset path. */
+    machine_reset(m, false, "wakeup");
+    m->state = RUN_RUNNING;
+    notify(m, &ev);
+    return 0;
+}
+
+/* --- hot-plug glue -------------------------------------------------------- */
+
+static void pm_gpe_cleared(void *opaque, unsigned bit)
+{
+    struct machine *m = opaque;
+
+    if (m->has_hotplug)
+        pcihp_gpe_acked(&m->hotplug, bit);
+}
+
+static void hotplug_raise_gpe(void *opaque, unsigned bit)
+{
+    struct machine *m = opaque;
+
+    piix4_pm_gpe_raise(&m->pm, bit);
+}
+
+static struct machine_pci_device **find_device_link(struct machine *m,
+                                                    uint8_t devfn)
+{
+    struct machine_pci_device **pp;
+
+    for (pp = &m->pci_devices; *pp; pp = &(*pp)->next)
+        if ((*pp)->devfn == devfn)
+            return pp;
+    return NULL;
+}
+
+static void destroy_device(struct machine_pci_device *d)
+{
+    pci_testdev_destroy(d->testdev);
+    free(d->id);
+    free(d);
+}
+
+static void hotplug_unplug_function(void *opaque, uint8_t devfn)
+{
+    struct machine *m = opaque;
+    struct machine_pci_device **pp = find_device_link(m, devfn), *d;
+    struct machine_event ev = {.kind = MACHINE_EVENT_DEVICE_DELETED};
+    struct pci_function *f;
+
+    if (!pp) {
+        f = pci_find_function(&m->pci, devfn);
+        if (f)
+            pci_unregister_function(f);
+        return;
+    }
+    d = *pp;
+    *pp = d->next;
+    log_info("device '%s' at 00:%02x.%x removed", d->id, PCI_SLOT(devfn),
+             PCI_FUNC(devfn));
+    ev.device = d->id;
+    notify(m, &ev);
+    destroy_device(d);
+}
+
+static void hotplug_removed(void *opaque, unsigned slot, bool requested)
+{
+    log_info("slot %u ejected (%s)", slot,
+             requested ? "as requested" : "by the guest on its own");
+}
+
+/* --- platform device glue ------------------------------------------------- */
+
+static void platform_unplug_disks(void *opaque, enum xen_platform_disks which)
+{
+    log_info("PV drivers unplug emulated %s: this machine has none",
+             which == XEN_PLATFORM_UNPLUG_NVME ? "NVMe disks" : "IDE/SCSI disks");
+}
+
+static void platform_unplug_nics(void *opaque)
+{
+    log_info("PV drivers unplug emulated NICs: this machine has none");
+}
+
+/* --- construction --------------------------------------------------------- */
+
+static enum pcihp_layout hotplug_layout(const struct dm_options *o)
+{
+    switch (o->hotplug_layout) {
+    case HOTPLUG_LAYOUT_XEN: return PCIHP_LAYOUT_QEMU_XEN;
+    case HOTPLUG_LAYOUT_TRAD: return PCIHP_LAYOUT_QEMU_TRAD;
+    default:
+        return o->flavour == FLAVOUR_QEMU_TRAD ? PCIHP_LAYOUT_QEMU_TRAD
+                                              : PCIHP_LAYOUT_QEMU_XEN;
+    }
+}
+
+/* vCPUs online at start: -vcpu_avail's bitmap (qemu-trad) or -smp N. */
+static unsigned online_vcpus(const struct dm_options *o, uint8_t extra[16])
+{
+    unsigned n = 0;
+
+    memset(extra, 0, 16);
+    if (!o->vcpu_avail)
+        return o->vcpus;
+    /* A hex string, least significant vCPU last. */
+    for (size_t i = strlen(o->vcpu_avail), bit = 0; i-- > 0; bit += 4) {
+        char ch = o->vcpu_avail[i];
+        unsigned v = ch >= 'a' ? (unsigned)(ch - 'a' + 10)
+                     : ch >= 'A' ? (unsigned)(ch - 'A' + 10)
+                                 : (unsigned)(ch - '0');
+
+        if (ch == 'x' || ch == 'X')
+            break;
+        for (unsigned b = 0; b < 4 && bit + b < 128; b++)
+            if (v & (1u << b))
+                extra[(bit + b) / 8] |= (uint8_t)(1u << ((bit + b) % 8));
+    }
+    /* The contiguous run from vCPU 0 is the PM device's initial map; the
+     * rest is set one by one. */
+    while (n < 128 && (extra[n / 8] & (1u << (n % 8)))) {
+        extra[n / 8] &= (uint8_t)~(1u << (n % 8));
+        n++;
+    }
+    return n;
+}
+
+static int add_acpi(struct machine *m)
+{
+    const struct dm_options *o = m->opts;
+    bool trad = o->flavour == FLAVOUR_QEMU_TRAD;
+    uint8_t extra[16];
+    struct piix4_pm_config cfg = {
+        /* qemu-dm hard-codes the PM block at 0xB000 and powers up with
+         * SCI_EN set; QEMU's xenfv follows PMBA and starts with it clear. */
+        .fixed_pmba = trad,
+        .sci_en_at_reset = trad,
+        .ncpus_online = online_vcpus(o, extra),
+    };
+    struct piix4_pm_ops pm_ops = {
+        .request_poweroff = request_poweroff,
+        .request_suspend = request_suspend,
+        .gpe_cleared = pm_gpe_cleared,
+        .opaque = m,
+    };
+    struct pcihp_ops hp_ops = {
+        .raise_gpe = hotplug_raise_gpe,
+        .unplug_function = hotplug_unplug_function,
+        .removed = hotplug_removed,
+        .opaque = m,
+    };
+    int rc;
+
+    rc = piix4_pm_init(&m->pm, &m->pci, &m->bus, &m->irq, &cfg, &pm_ops);
+    if (rc < 0)
+        return rc;
+    m->has_pm = true;
+    for (unsigned cpu = 0; cpu < 128; cpu++)
+        if (extra[cpu / 8] & (1u << (cpu % 8)))
+            piix4_pm_set_cpu_online(&m->pm, cpu, true);
+    /* Before the hot-plug controller, so it sees every cold-plugged
+     * function when it computes which slots are hot-pluggable. */
+    if (m->opts->platform_device) {
+        struct xen_platform_ops ops = {
+            .unplug_disks = platform_unplug_disks,
+            .unplug_nics = platform_unplug_nics,
+            .opaque = m,
+        };
+
+        rc = xen_platform_init(&m->platform, &m->pci, &m->bus,
+                               MACHINE_PLATFORM_DEVFN, &ops);
+        if (rc < 0)
+            return rc;
+        m->has_platform = true;
+    }
+    rc = pcihp_init(&m->hotplug, &m->bus, &m->pci, hotplug_layout(o), &hp_ops);
+    if (rc < 0)
+        return rc;
+    m->has_hotplug = true;
+    log_info("ACPI hot-plug: %s layout (GPE0 bit %u)",
+             hotplug_layout(o) == PCIHP_LAYOUT_QEMU_TRAD ? "qemu-trad 0x10c0"
+                                                         : "qemu-xen 0xae00",
+             pcihp_gpe_bit(&m->hotplug));
+    return 0;
+}
+
+static const uint16_t uart_bases[MACHINE_MAX_UARTS] = {0x3f8, 0x2f8};
+static const unsigned uart_irqs[MACHINE_MAX_UARTS] = {4, 3};
+static const char *const uart_names[MACHINE_MAX_UARTS] = {"serial0", "serial1"};
+
+static int add_serial_ports(struct machine *m)
+{
+    const struct dm_options *o = m->opts;
+    int rc;
+
+    for (unsigned i = 0; i < o->n_serial; i++) {
+        if (!strcmp(o->serial[i], "none"))
+            continue;
+        if (m->n_uarts == MACHINE_MAX_UARTS) {
+            log_warn("-serial %s: only %d serial ports are emulated; ignored",
+                     o->serial[i], MACHINE_MAX_UARTS);
+            continue;
+        }
+        rc = charbe_open(m->loop, o->serial[i], NULL, &m->serial[m->n_uarts]);
+        if (rc < 0)
+            return rc;
+        rc = uart_init(&m->uarts[m->n_uarts], uart_names[m->n_uarts], &m->bus,
+                       uart_bases[m->n_uarts], uart_irqs[m->n_uarts], &m->irq,
+                       m->loop, m->serial[m->n_uarts]);
+        if (rc < 0) {
+            charbe_close(m->serial[m->n_uarts]);
+            m->serial[m->n_uarts] = NULL;
+            return rc;
+        }
+        log_info("%s: 16550A at 0x%x irq %u on %s", uart_names[m->n_uarts],
+                 uart_bases[m->n_uarts], uart_irqs[m->n_uarts],
+                 charbe_filename(m->serial[m->n_uarts]));
+        m->n_uarts++;
+    }
+    return 0;
+}
+
 int machine_init(struct machine *m, const struct dm_options *opts,
                  struct loop *loop)
 {
+    struct piix3_ops piix3_ops = {.request_reset = request_reset, .opaque = m};
+    struct cmos_config cmos_cfg;
     struct guest_memory mem;
+    uint64_t ram = opts->ram_mb << 20;
     int rc;
 
     memset(m, 0, sizeof(*m));
@@ -60,12 +352,14 @@ int machine_init(struct machine *m, const struct dm_options *opts,
     m->loop = loop;
     m->state = opts->start_paused ? RUN_PRELAUNCH : RUN_RUNNING;
     m->irq = (struct irq_sink){.ops = &machine_irq_ops, .opaque = m};
+    loop_work_init(&m->reset_work, run_guest_reset, m);
+    loop_work_init(&m->poweroff_work, run_guest_poweroff, m);
     bus_init(&m->bus);
     pci_bus_init(&m->pci, &m->bus);
 
     /* Without a domain the guest's RAM lives here, so pointer transfers
      * and qtest memory commands have somewhere to go. */
-    rc = local_ram_init(&m->ram, opts->ram_mb << 20);
+    rc = local_ram_init(&m->ram, ram);
     if (rc < 0) {
         log_err("cannot reserve %llu MiB of guest RAM: %s",
                 (unsigned long long)opts->ram_mb, strerror(-rc));
@@ -74,12 +368,48 @@ int machine_init(struct machine *m, const struct dm_options *opts,
     local_ram_accessor(&m->ram, &mem);
     dispatcher_init(&m->dispatch, &m->bus, &mem, NULL);
 
+    /* The PC, in the order QEMU's xenfv builds it (slot numbers are guest
+     * ABI): host bridge 00:00.0, PIIX3 00:01.0 with IDE 00:01.1 and PM
+     * 00:01.3, then the Xen platform device 00:02.0. */
     rc = pci_host_init(&m->host, &m->bus);
     if (rc < 0)
         goto out;
-    /* The chipset functions (i440FX, PIIX3, PIIX4 PM, platform device) are
-     * added here as they land; until then bus 0 is empty and every
-     * configuration read returns all-ones. */
+    rc = i440fx_init(&m->i440fx, &m->pci);
+    if (rc < 0)
+        goto out;
+    rc = piix3_init(&m->piix3, &m->pci, &m->host, &m->bus, &m->irq, &piix3_ops);
+    if (rc < 0)
+        goto out;
+    rc = piix_ide_init(&m->ide, &m->pci);
+    if (rc < 0)
+        goto out;
+    if (opts->acpi) {
+        rc = add_acpi(m);
+    } else if (opts->platform_device) {
+        struct xen_platform_ops ops = {.unplug_disks = platform_unplug_disks,
+                                       .unplug_nics = platform_unplug_nics,
+                                       .opaque = m};
+
+        rc = xen_platform_init(&m->platform, &m->pci, &m->bus,
+                               MACHINE_PLATFORM_DEVFN, &ops);
+        m->has_platform = rc == 0;
+    }
+    if (rc < 0)
+        goto out;
+    cmos_cfg = (struct cmos_config){
+        .ram_below_4g = ram < MACHINE_BELOW_4G_LIMIT ? ram : MACHINE_BELOW_4G_LIMIT,
+        .ram_above_4g = ram < MACHINE_BELOW_4G_LIMIT ? 0 : ram - MACHINE_BELOW_4G_LIMIT,
+        .boot_order = opts->boot_order ? opts->boot_order : "cad",
+        .ncpus = opts->vcpus,
+    };
+    rc = cmos_init(&m->cmos, &m->bus, &cmos_cfg);
+    if (rc < 0)
+        goto out;
+    rc = add_serial_ports(m);
+    if (rc < 0)
+        goto out;
+    if (m->has_pm)
+        piix4_pm_machine_ready(&m->pm);
 out:
     if (rc < 0)
         machine_fini(m);
@@ -88,6 +418,30 @@ out:
 
 void machine_fini(struct machine *m)
 {
+    loop_work_cancel(m->loop, &m->reset_work);
+    loop_work_cancel(m->loop, &m->poweroff_work);
+    while (m->pci_devices) {
+        struct machine_pci_device *d = m->pci_devices;
+
+        m->pci_devices = d->next;
+        destroy_device(d);
+    }
+    for (unsigned i = 0; i < m->n_uarts; i++) {
+        uart_fini(&m->uarts[i]);
+        charbe_close(m->serial[i]);
+    }
+    m->n_uarts = 0;
+    if (m->has_hotplug)
+        pcihp_fini(&m->hotplug);
+    if (m->has_platform)
+        xen_platform_fini(&m->platform);
+    if (m->has_pm)
+        piix4_pm_fini(&m->pm);
+    m->has_hotplug = m->has_platform = m->has_pm = false;
+    cmos_fini(&m->cmos);
+    piix_ide_fini(&m->ide);
+    piix3_fini(&m->piix3);
+    i440fx_fini(&m->i440fx);
     pci_host_fini(&m->host);
     bus_fini(&m->bus);
     local_ram_fini(&m->ram);
@@ -111,17 +465,25 @@ void machine_remove_observer(struct machine *m, struct machine_observer *obs)
 
 void machine_reset(struct machine *m, bool guest, const char *reason)
 {
-    struct machine_event ev = {MACHINE_EVENT_RESET, guest, reason};
+    struct machine_event ev = {.kind = MACHINE_EVENT_RESET, .guest = guest,
+                               .reason = reason};
 
     log_info("machine reset (%s)", reason);
     pci_host_reset(&m->host);
+    /* Every PCI function, the PM device's GPE0 block included, before the
+     * hot-plug controller: it flushes pending removals and may raise GPEs
+     * again for insertions that survive the reset. */
     pci_bus_reset(&m->pci);
+    for (unsigned i = 0; i < m->n_uarts; i++)
+        uart_reset(&m->uarts[i]);
+    if (m->has_hotplug)
+        pcihp_reset(&m->hotplug);
     notify(m, &ev);
 }
 
 void machine_stop(struct machine *m)
 {
-    struct machine_event ev = {MACHINE_EVENT_STOP, false, NULL};
+    struct machine_event ev = {.kind = MACHINE_EVENT_STOP};
 
     if (m->state != RUN_RUNNING)
         return;
@@ -132,7 +494,7 @@ void machine_stop(struct machine *m)
 
 void machine_cont(struct machine *m)
 {
-    struct machine_event ev = {MACHINE_EVENT_RESUME, false, NULL};
+    struct machine_event ev = {.kind = MACHINE_EVENT_RESUME};
 
     if (m->state != RUN_PAUSED && m->state != RUN_PRELAUNCH)
         return;
@@ -143,10 +505,153 @@ void machine_cont(struct machine *m)
 
 void machine_shutdown(struct machine *m, bool guest, const char *reason)
 {
-    struct machine_event ev = {MACHINE_EVENT_SHUTDOWN, guest, reason};
+    struct machine_event ev = {.kind = MACHINE_EVENT_SHUTDOWN, .guest = guest,
+                               .reason = reason};
 
     m->state = RUN_SHUTDOWN;
     log_info("shutting down (%s)", reason);
     notify(m, &ev);
     loop_quit(m->loop, 0);
+}
+
+/* --- control-plane hot-plug ----------------------------------------------- */
+
+const struct machine_pci_device *machine_find_device(const struct machine *m,
+                                                     const char *id)
+{
+    for (const struct machine_pci_device *d = m->pci_devices; d; d = d->next)
+        if (*id && !strcmp(d->id, id))
+            return d;
+    return NULL;
+}
+
+/* "S", "S.F", "0xS" with S and F in hex, as QEMU's addr property. */
+static int parse_pci_addr(const char *addr, uint8_t *devfn)
+{
+    unsigned long slot, fn = 0;
+    char *end;
+
+    errno = 0;
+    slot = strtoul(addr, &end, 16);
+    if (errno || end == addr || slot > 31)
+        return -EINVAL;
+    if (*end == '.') {
+        const char *f = end + 1;
+
+        fn = strtoul(f, &end, 16);
+        if (end == f || fn > 7)
+            return -EINVAL;
+    }
+    if (*end)
+        return -EINVAL;
+    *devfn = PCI_DEVFN(slot, fn);
+    return 0;
+}
+
+static int free_hotplug_slot(struct machine *m, uint8_t *devfn)
+{
+    uint32_t usable = m->has_hotplug ? pcihp_hotpluggable(&m->hotplug) : ~0u;
+
+    for (unsigned slot = 1; slot < 32; slot++) {
+        bool empty = true;
+
+        for (unsigned fn = 0; fn < 8; fn++)
+            empty &= !pci_find_function(&m->pci, PCI_DEVFN(slot, fn));
+        if (empty && (usable & (1u << slot))) {
+            *devfn = PCI_DEVFN(slot, 0);
+            return 0;
+        }
+    }
+    return -ENOSPC;
+}
+
+int machine_device_add(struct machine *m, const char *driver, const char *id,
+                       const char *addr, char *err, size_t errlen)
+{
+    bool hot = m->state != RUN_PRELAUNCH;
+    struct machine_pci_device *d;
+    uint8_t devfn;
+    int rc;
+
+    if (strcmp(driver, "pci-testdev")) {
+        snprintf(err, errlen, "'%.64s' is not a valid device model name", driver);
+        return -EINVAL;
+    }
+    if (id && machine_find_device(m, id)) {
+        snprintf(err, errlen, "Duplicate device ID '%.64s'", id);
+        return -EEXIST;
+    }
+    if (hot && !m->has_hotplug) {
+        snprintf(err, errlen, "Bus 'pci.0' does not support hotplugging");
+        return -EPERM;
+    }
+    rc = addr ? parse_pci_addr(addr, &devfn) : free_hotplug_slot(m, &devfn);
+    if (rc == -EINVAL) {
+        snprintf(err, errlen, "Property 'addr' does not accept '%.32s'", addr);
+        return rc;
+    }
+    if (rc < 0) {
+        snprintf(err, errlen, "no free hot-pluggable PCI slot");
+        return rc;
+    }
+    if (pci_find_function(&m->pci, devfn)) {
+        snprintf(err, errlen, "PCI: slot %d function %d not available for %s, "
+                 "in use by %s", PCI_SLOT(devfn), PCI_FUNC(devfn), driver,
+                 pci_find_function(&m->pci, devfn)->name);
+        return -EBUSY;
+    }
+    d = calloc(1, sizeof(*d));
+    if (!d || !(d->id = strdup(id ? id : ""))) {
+        free(d);
+        snprintf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    d->devfn = devfn;
+    rc = pci_testdev_create(&m->pci, devfn, d->id, &d->testdev);
+    if (rc < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", driver, strerror(-rc));
+        goto fail;
+    }
+    if (m->has_hotplug) {
+        rc = pcihp_plugged(&m->hotplug, devfn,
+                           hot ? PCIHP_PLUG_HOT : PCIHP_PLUG_COLD);
+        if (rc < 0) {
+            snprintf(err, errlen, rc == -EBUSY
+                     ? "slot %d is being unplugged" : "slot %d does not accept "
+                     "hot-plugged devices", PCI_SLOT(devfn));
+            goto fail;
+        }
+    }
+    d->next = m->pci_devices;
+    m->pci_devices = d;
+    log_info("device '%s' (%s) added at 00:%02x.%x%s", d->id, driver,
+             PCI_SLOT(devfn), PCI_FUNC(devfn), hot ? ", hot-plugged" : "");
+    return 0;
+fail:
+    destroy_device(d);
+    return rc;
+}
+
+int machine_device_del(struct machine *m, const char *id, char *err,
+                       size_t errlen)
+{
+    const struct machine_pci_device *d = machine_find_device(m, id);
+    int rc;
+
+    if (!d) {
+        snprintf(err, errlen, "Device '%.64s' not found", id);
+        return -ENODEV;
+    }
+    if (!m->has_hotplug) {
+        snprintf(err, errlen, "Bus 'pci.0' does not support hotplugging");
+        return -EPERM;
+    }
+    rc = pcihp_request_unplug(&m->hotplug, PCI_SLOT(d->devfn));
+    if (rc == -EALREADY)
+        snprintf(err, errlen, "Device %.64s is already in the process of unplug",
+                 id);
+    else if (rc < 0)
+        snprintf(err, errlen, "Device %.64s cannot be unplugged: %s", id,
+                 strerror(-rc));
+    return rc;
 }

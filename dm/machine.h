@@ -8,26 +8,46 @@
 #include <stdbool.h>
 
 #include "../hw/bus.h"
+#include "../hw/cmos.h"
+#include "../hw/i440fx.h"
 #include "../hw/irq.h"
 #include "../hw/pci.h"
+#include "../hw/pci_testdev.h"
+#include "../hw/pcihp.h"
+#include "../hw/piix3.h"
+#include "../hw/piix4_pm.h"
+#include "../hw/piix_ide.h"
+#include "../hw/uart.h"
+#include "../hw/xen_platform.h"
+#include "../lib/charbe.h"
 #include "../ioreq/dispatch.h"
 #include "../ioreq/ram.h"
 #include "../lib/loop.h"
 #include "options.h"
 
-enum run_state { RUN_PRELAUNCH, RUN_RUNNING, RUN_PAUSED, RUN_SHUTDOWN };
+enum run_state {
+    RUN_PRELAUNCH,
+    RUN_RUNNING,
+    RUN_PAUSED,
+    RUN_SUSPENDED,
+    RUN_SHUTDOWN,
+};
 
 enum machine_event_kind {
     MACHINE_EVENT_RESET,
     MACHINE_EVENT_STOP,
     MACHINE_EVENT_RESUME,
     MACHINE_EVENT_SHUTDOWN,
+    MACHINE_EVENT_SUSPEND,
+    MACHINE_EVENT_WAKEUP,
+    MACHINE_EVENT_DEVICE_DELETED,
 };
 
 struct machine_event {
     enum machine_event_kind kind;
     bool guest;         /* caused by the guest rather than the host */
     const char *reason; /* QEMU's ShutdownCause spelling, for RESET/SHUTDOWN */
+    const char *device; /* DEVICE_DELETED: the id ("" if none) */
 };
 
 struct machine_observer {
@@ -36,6 +56,20 @@ struct machine_observer {
     void (*irq)(void *opaque, unsigned line, bool level);
     void *opaque;
     struct machine_observer *next;
+};
+
+/* Where the platform device sits (xen-dm-interfaces.md §6.2: QEMU's xenfv
+ * creates it right after the chipset). */
+#define MACHINE_PLATFORM_DEVFN PCI_DEVFN(2, 0)
+#define MACHINE_MAX_UARTS 2
+
+/* A function added by the control plane (QMP device_add, and later
+ * xenstore pci-ins) rather than by the machine itself. */
+struct machine_pci_device {
+    char *id;
+    uint8_t devfn;
+    struct pci_testdev *testdev;
+    struct machine_pci_device *next;
 };
 
 struct machine {
@@ -49,6 +83,23 @@ struct machine {
     struct irq_sink irq;
     enum run_state state;
     struct machine_observer *observers;
+    struct loop_work reset_work, poweroff_work;
+    const char *pending_reset_reason;
+
+    struct i440fx i440fx;
+    struct piix3 piix3;
+    struct piix_ide ide;
+    struct cmos cmos;
+    bool has_pm;
+    struct piix4_pm pm;
+    bool has_hotplug;
+    struct pcihp hotplug;
+    bool has_platform;
+    struct xen_platform platform;
+    unsigned n_uarts;
+    struct uart uarts[MACHINE_MAX_UARTS];
+    struct charbe *serial[MACHINE_MAX_UARTS];
+    struct machine_pci_device *pci_devices;
 };
 
 int machine_init(struct machine *m, const struct dm_options *opts,
@@ -68,5 +119,20 @@ void machine_cont(struct machine *m);
 void machine_shutdown(struct machine *m, bool guest, const char *reason);
 
 const char *run_state_name(enum run_state s);
+
+/* S3 wake-up (QMP system_wakeup). */
+int machine_wakeup(struct machine *m);
+
+/* Control-plane hot-plug. device_add places a function (driver
+ * "pci-testdev" for now) at addr "SLOT[.FN]" (hex) or the first free
+ * hot-pluggable slot; device_del asks the guest to eject it, and
+ * DEVICE_DELETED follows when it has (or a reset flushed it). Errors are
+ * negative errnos with QEMU's wording in err. */
+int machine_device_add(struct machine *m, const char *driver, const char *id,
+                       const char *addr, char *err, size_t errlen);
+int machine_device_del(struct machine *m, const char *id, char *err,
+                       size_t errlen);
+const struct machine_pci_device *machine_find_device(const struct machine *m,
+                                                     const char *id);
 
 #endif
