@@ -445,7 +445,7 @@ static const struct opt options[] = {
     {"display", true, OPT_SUPPORTED, opt_display, "none (xen-dm has no display)"},
     {"vnc", true, OPT_SUPPORTED, opt_vnc, "none (xen-dm has no VNC server)"},
     /* Recognised from libxl's command lines; the features come later. */
-    {"serial", true, OPT_NOT_YET, opt_serial, "serial port backend (pty, stdio, file:, null, unix:)"},
+    {"serial", true, OPT_SUPPORTED, opt_serial, "COM1, COM2 backend: pty, stdio, file:PATH, null, none, unix:PATH[,server]"},
     {"drive", true, OPT_NOT_YET, NULL, "disk image"},
     {"device", true, OPT_NOT_YET, NULL, "add a device"},
     {"netdev", true, OPT_NOT_YET, NULL, "network backend"},

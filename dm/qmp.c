@@ -314,6 +314,77 @@ static json_object *cmd_query_pci(struct qmp_request *req)
     return ret;
 }
 
+/* Returns the string member `key` of the arguments, NULL if absent; sets
+ * an error (and *bad) if present with another type. */
+static const char *string_arg(struct qmp_request *req, const char *key,
+                              bool *bad)
+{
+    json_object *v;
+
+    if (!req->args || !json_object_object_get_ex(req->args, key, &v))
+        return NULL;
+    if (!json_object_is_type(v, json_type_string)) {
+        set_error(req, "GenericError",
+                  "Invalid parameter type for '%s', expected: string", key);
+        *bad = true;
+        return NULL;
+    }
+    return json_object_get_string(v);
+}
+
+static json_object *cmd_device_add(struct qmp_request *req)
+{
+    const char *driver, *id, *addr;
+    bool bad = false;
+    char err[200];
+
+    driver = string_arg(req, "driver", &bad);
+    id = string_arg(req, "id", &bad);
+    addr = string_arg(req, "addr", &bad);
+    if (bad)
+        return NULL;
+    if (!driver)
+        return set_error(req, "GenericError", "Parameter 'driver' is missing");
+    json_object_object_foreach(req->args, key, val) {
+        (void)val;
+        if (strcmp(key, "driver") && strcmp(key, "id") && strcmp(key, "addr"))
+            return set_error(req, "GenericError",
+                             "Property '%.32s.%.32s' not found", driver, key);
+    }
+    if (machine_device_add(req->s->m, driver, id, addr, err, sizeof(err)) < 0)
+        return set_error(req, "GenericError", "%s", err);
+    return json_object_new_object();
+}
+
+static json_object *cmd_device_del(struct qmp_request *req)
+{
+    const char *id;
+    bool bad = false;
+    char err[200];
+    int rc;
+
+    id = string_arg(req, "id", &bad);
+    if (bad)
+        return NULL;
+    if (!id)
+        return set_error(req, "GenericError", "Parameter 'id' is missing");
+    rc = machine_device_del(req->s->m, id, err, sizeof(err));
+    if (rc == -ENODEV)
+        return set_error(req, "DeviceNotFound", "%s", err);
+    if (rc < 0)
+        return set_error(req, "GenericError", "%s", err);
+    return json_object_new_object();
+}
+
+static json_object *cmd_system_wakeup(struct qmp_request *req)
+{
+    if (!no_arguments(req))
+        return NULL;
+    /* As QEMU: waking a guest that is not suspended is not an error. */
+    machine_wakeup(req->s->m);
+    return json_object_new_object();
+}
+
 static json_object *cmd_query_commands(struct qmp_request *req);
 
 static const struct {
@@ -327,6 +398,9 @@ static const struct {
     {"system_reset", cmd_system_reset},
     {"quit", cmd_quit},
     {"query-pci", cmd_query_pci},
+    {"device_add", cmd_device_add},
+    {"device_del", cmd_device_del},
+    {"system_wakeup", cmd_system_wakeup},
     {"query-version", cmd_query_version},
     {"query-commands", cmd_query_commands},
 };
@@ -546,6 +620,9 @@ static void qmp_event(void *opaque, const struct machine_event *ev)
         [MACHINE_EVENT_STOP] = "STOP",
         [MACHINE_EVENT_RESUME] = "RESUME",
         [MACHINE_EVENT_SHUTDOWN] = "SHUTDOWN",
+        [MACHINE_EVENT_SUSPEND] = "SUSPEND",
+        [MACHINE_EVENT_WAKEUP] = "WAKEUP",
+        [MACHINE_EVENT_DEVICE_DELETED] = "DEVICE_DELETED",
     };
     struct qmp_server *s = opaque;
     json_object *msg = json_object_new_object(), *ts = json_object_new_object();
@@ -561,6 +638,20 @@ static void qmp_event(void *opaque, const struct machine_event *ev)
 
         json_object_object_add(data, "guest", json_object_new_boolean(ev->guest));
         json_object_object_add(data, "reason", json_object_new_string(ev->reason));
+        json_object_object_add(msg, "data", data);
+    } else if (ev->kind == MACHINE_EVENT_DEVICE_DELETED) {
+        json_object *data = json_object_new_object();
+        char path[128];
+
+        /* QEMU's composition-tree path of a user-created device. */
+        if (*ev->device) {
+            json_object_object_add(data, "device",
+                                   json_object_new_string(ev->device));
+            snprintf(path, sizeof(path), "/machine/peripheral/%s", ev->device);
+        } else {
+            snprintf(path, sizeof(path), "/machine/peripheral-anon");
+        }
+        json_object_object_add(data, "path", json_object_new_string(path));
         json_object_object_add(msg, "data", data);
     }
     chardev_for_each_conn(s->chr, send_event_to, msg);
