@@ -455,7 +455,10 @@ static void qmp_data(void *opaque, struct conn *c, const char *buf, size_t len)
         msg = json_tokener_parse_ex(cl->tok, buf, (int)(len > 65536 ? 65536 : len));
         jerr = json_tokener_get_error(cl->tok);
         used = json_tokener_get_parse_end(cl->tok);
-        if (used == 0 && jerr != json_tokener_success)
+        /* After an error, parsing resumes past the newline that follows the
+         * offending byte (skip_line); consuming more here would swallow that
+         * newline and with it the next, well-formed command. */
+        if (used == 0 && jerr == json_tokener_continue)
             used = len > 65536 ? 65536 : len;
         if (jerr == json_tokener_continue) {
             cl->pending += used;
