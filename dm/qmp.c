@@ -479,12 +479,12 @@ static void qmp_data(void *opaque, struct conn *c, const char *buf, size_t len)
         buf += used;
         len -= used;
         cl->pending = 0;
-        if (msg) {
-            trace(trace_qmp, "<- %s",
-                  json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN));
-            handle_message(s, c, msg);
-            json_object_put(msg);
-        }
+        /* A complete message is never skipped: json-c hands back a JSON
+         * null as NULL, and it needs its "must be an object" error too. */
+        trace(trace_qmp, "<- %s",
+              json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN));
+        handle_message(s, c, msg);
+        json_object_put(msg);
         json_tokener_reset(cl->tok);
     }
 }
