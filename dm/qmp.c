@@ -356,6 +356,7 @@ static void handle_message(struct qmp_server *s, struct conn *c, json_object *ms
     struct qmp_client *cl = conn_get_user(c);
     struct qmp_request req = {.s = s, .c = c};
     json_object *id = NULL, *execute = NULL, *ret = NULL, *reply;
+    bool has_execute = false, has_args = false;
     const char *name;
 
     if (!json_object_is_type(msg, json_type_object)) {
@@ -364,10 +365,13 @@ static void handle_message(struct qmp_server *s, struct conn *c, json_object *ms
     }
     json_object_object_get_ex(msg, "id", &id);
     json_object_object_foreach(msg, key, val) {
+        /* A member set to null is present all the same (val is NULL). */
         if (!strcmp(key, "execute")) {
             execute = val;
+            has_execute = true;
         } else if (!strcmp(key, "arguments")) {
             req.args = val;
+            has_args = true;
         } else if (strcmp(key, "id")) {
             char desc[160];
 
@@ -377,7 +381,7 @@ static void handle_message(struct qmp_server *s, struct conn *c, json_object *ms
             return;
         }
     }
-    if (!execute) {
+    if (!has_execute) {
         send_error(c, "GenericError", "QMP input lacks member 'execute'", id);
         return;
     }
@@ -386,7 +390,7 @@ static void handle_message(struct qmp_server *s, struct conn *c, json_object *ms
                    id);
         return;
     }
-    if (req.args && !json_object_is_type(req.args, json_type_object)) {
+    if (has_args && !json_object_is_type(req.args, json_type_object)) {
         send_error(c, "GenericError",
                    "QMP input member 'arguments' must be an object", id);
         return;
