@@ -162,6 +162,11 @@ static void conn_reap(void *opaque)
     struct conn *c = opaque;
     struct chardev *chr = c->chr;
 
+    /* Here and not in conn_shutdown: a shutdown can happen deep inside a
+     * data callback (a reply that cannot be written), and that callback
+     * still uses its per-connection state after the write returns. */
+    if (chr->ops->closed)
+        chr->ops->closed(chr->opaque, c);
     for (struct conn **pp = &chr->conns; *pp; pp = &(*pp)->next) {
         if (*pp == c) {
             *pp = c->next;
@@ -186,8 +191,6 @@ static void conn_shutdown(struct conn *c)
         close(c->in_fd);
     if (c->out_fd != c->in_fd && c->out_fd != STDOUT_FILENO)
         close(c->out_fd);
-    if (c->chr->ops->closed)
-        c->chr->ops->closed(c->chr->opaque, c);
     /* Freed after the current callback chain has unwound. */
     loop_work_init(&c->reap, conn_reap, c);
     loop_defer(c->chr->loop, &c->reap);
