@@ -487,7 +487,11 @@ static void handle_message(struct qmp_server *s, struct conn *c, json_object *ms
                    id);
         return;
     }
-    for (size_t i = 0; i < N_COMMANDS; i++) {
+    /* "query-status\u0000x" names no command, though its C string matches
+     * one: only a name without an embedded NUL is looked up. */
+    for (size_t i = 0; i < N_COMMANDS &&
+                       strlen(name) == (size_t)json_object_get_string_len(execute);
+         i++) {
         if (!strcmp(commands[i].name, name)) {
             ret = commands[i].fn(&req);
             break;
