@@ -18,6 +18,7 @@ struct conn {
     struct chardev *chr;
     int in_fd, out_fd;
     struct loop_watch *in_watch, *out_watch;
+    bool out_polled; /* waiting for EPOLLOUT */
     char *out;
     size_t out_len, out_cap;
     bool closing, closed;
@@ -162,6 +163,11 @@ static void conn_reap(void *opaque)
     struct conn *c = opaque;
     struct chardev *chr = c->chr;
 
+    /* Here and not in conn_shutdown: a shutdown can happen deep inside a
+     * data callback (a reply that cannot be written), and that callback
+     * still uses its per-connection state after the write returns. */
+    if (chr->ops->closed)
+        chr->ops->closed(chr->opaque, c);
     for (struct conn **pp = &chr->conns; *pp; pp = &(*pp)->next) {
         if (*pp == c) {
             *pp = c->next;
@@ -186,8 +192,6 @@ static void conn_shutdown(struct conn *c)
         close(c->in_fd);
     if (c->out_fd != c->in_fd && c->out_fd != STDOUT_FILENO)
         close(c->out_fd);
-    if (c->chr->ops->closed)
-        c->chr->ops->closed(c->chr->opaque, c);
     /* Freed after the current callback chain has unwound. */
     loop_work_init(&c->reap, conn_reap, c);
     loop_defer(c->chr->loop, &c->reap);
@@ -224,22 +228,41 @@ static void conn_writable(void *opaque, uint32_t events)
     update_out_watch(c);
 }
 
+/* A socket uses one fd for both directions and epoll takes each fd only
+ * once, so for it the read watch is widened to EPOLLOUT instead of adding a
+ * second watch (which failed with EEXIST and dropped the client as soon as
+ * its socket buffer filled). */
+static int poll_output(struct conn *c, bool on)
+{
+    int rc = 0;
+
+    if (on == c->out_polled)
+        return 0;
+    if (c->out_fd == c->in_fd)
+        rc = loop_mod_fd(c->in_watch, on ? EPOLLIN | EPOLLOUT : EPOLLIN);
+    else if (on)
+        rc = loop_add_fd(c->chr->loop, c->out_fd, EPOLLOUT, conn_writable, c,
+                         &c->out_watch);
+    else {
+        loop_del_fd(c->out_watch);
+        c->out_watch = NULL;
+    }
+    if (rc == 0)
+        c->out_polled = on;
+    return rc;
+}
+
 static void update_out_watch(struct conn *c)
 {
     if (c->closed)
         return;
     if (c->out_len == 0) {
-        if (c->out_watch) {
-            loop_del_fd(c->out_watch);
-            c->out_watch = NULL;
-        }
+        poll_output(c, false);
         if (c->closing)
             conn_shutdown(c);
         return;
     }
-    if (!c->out_watch &&
-        loop_add_fd(c->chr->loop, c->out_fd, EPOLLOUT, conn_writable, c,
-                    &c->out_watch) < 0)
+    if (poll_output(c, true) < 0)
         conn_shutdown(c);
 }
 
@@ -374,6 +397,17 @@ static void conn_readable(void *opaque, uint32_t events)
         c->chr->ops->data(c->chr->opaque, c, buf, (size_t)n);
 }
 
+/* The read watch; on a socket it also reports EPOLLOUT (see poll_output). */
+static void conn_event(void *opaque, uint32_t events)
+{
+    struct conn *c = opaque;
+
+    if (events & EPOLLOUT)
+        conn_writable(c, events);
+    if (!c->closed && (events & ~(uint32_t)EPOLLOUT))
+        conn_readable(c, events);
+}
+
 static int set_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
@@ -395,7 +429,7 @@ static int conn_create(struct chardev *chr, int in_fd, int out_fd)
     c->out_fd = out_fd;
     set_nonblock(in_fd);
     set_nonblock(out_fd);
-    rc = loop_add_fd(chr->loop, in_fd, EPOLLIN, conn_readable, c, &c->in_watch);
+    rc = loop_add_fd(chr->loop, in_fd, EPOLLIN, conn_event, c, &c->in_watch);
     if (rc < 0) {
         free(c);
         return rc;

@@ -35,7 +35,9 @@ struct conn;
 struct conn_ops {
     /* Bytes arrived; the callee may call conn_close() from here. */
     void (*data)(void *opaque, struct conn *c, const char *buf, size_t len);
-    /* The peer went away or the connection was closed. */
+    /* The peer went away or the connection was closed. Always called from
+     * deferred work, never from inside conn_write() or conn_close(), so a
+     * data callback may go on using its state after a write failed. */
     void (*closed)(void *opaque, struct conn *c);
     /* A new client connected (server sockets). */
     void (*opened)(void *opaque, struct conn *c);

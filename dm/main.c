@@ -22,6 +22,7 @@ struct daemon {
     struct qtest *qtest;
     struct qmp_server *qmp[OPT_MAX_MONITORS];
     int signal_fd;
+    struct loop_watch *signal_watch;
 };
 
 static void on_signal(void *opaque, uint32_t events)
@@ -53,7 +54,8 @@ static int setup_signals(struct daemon *d)
     d->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (d->signal_fd < 0)
         return -errno;
-    return loop_add_fd(d->loop, d->signal_fd, EPOLLIN, on_signal, d, NULL);
+    return loop_add_fd(d->loop, d->signal_fd, EPOLLIN, on_signal, d,
+                       &d->signal_watch);
 }
 
 static int start_sockets(struct daemon *d)
@@ -88,6 +90,7 @@ static void stop_all(struct daemon *d)
     qtest_stop(d->qtest);
     if (d->machine_up)
         machine_fini(&d->machine);
+    loop_del_fd(d->signal_watch);
     if (d->signal_fd >= 0)
         close(d->signal_fd);
     loop_destroy(d->loop);

@@ -86,6 +86,88 @@ static void send_error(struct conn *c, const char *cls, const char *desc,
     json_object_put(reply);
 }
 
+/* --- UTF-8 ---------------------------------------------------------------- */
+
+/* Strings are echoed back in replies (the id, names in error texts), which
+ * must stay valid UTF-8, so every string is checked after parsing, as RFC
+ * 3629 says: no overlong forms, surrogates or code points past U+10FFFF.
+ * json-c's own check (JSON_TOKENER_VALIDATE_UTF8) is not used: it lets those
+ * through, and it refuses a valid character whose bytes arrive in separate
+ * reads. */
+static bool utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+
+    while (p < end) {
+        uint32_t cp;
+        unsigned n;
+
+        if (*p < 0x80) {
+            p++;
+            continue;
+        }
+        if (*p >= 0xc2 && *p <= 0xdf)
+            n = 1, cp = *p & 0x1f;
+        else if (*p >= 0xe0 && *p <= 0xef)
+            n = 2, cp = *p & 0x0f;
+        else if (*p >= 0xf0 && *p <= 0xf4)
+            n = 3, cp = *p & 0x07;
+        else
+            return false;
+        if ((size_t)(end - p) <= n)
+            return false;
+        for (unsigned i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
+/* Every key and string in a parsed message; the nesting is bounded by the
+ * tokener's depth limit. */
+static bool json_strings_valid(json_object *o)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_string:
+        return utf8_valid(json_object_get_string(o),
+                          (size_t)json_object_get_string_len(o));
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(o); i++)
+            if (!json_strings_valid(json_object_array_get_idx(o, i)))
+                return false;
+        return true;
+    case json_type_object: {
+        json_object_object_foreach(o, key, val) {
+            if (!utf8_valid(key, strlen(key)) || !json_strings_valid(val))
+                return false;
+        }
+        return true;
+    }
+    default:
+        return true;
+    }
+}
+
+/* How many bytes of s to quote in an error text: at most max, and never the
+ * first half of a multi-byte character. */
+static int utf8_clip(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+
+    if (n == max)
+        while (n > 0 && (s[n] & 0xc0) == 0x80)
+            n--;
+    return (int)n;
+}
+
+#define QMP_QUOTE_MAX 64
+
 /* --- commands ------------------------------------------------------------ */
 
 static bool no_arguments(struct qmp_request *req)
@@ -93,7 +175,8 @@ static bool no_arguments(struct qmp_request *req)
     if (req->args && json_object_object_length(req->args)) {
         json_object_object_foreach(req->args, key, val) {
             (void)val;
-            set_error(req, "GenericError", "Parameter '%s' is unexpected", key);
+            set_error(req, "GenericError", "Parameter '%.*s' is unexpected",
+                      utf8_clip(key, QMP_QUOTE_MAX), key);
             return false;
         }
     }
@@ -113,7 +196,8 @@ static json_object *cmd_qmp_capabilities(struct qmp_request *req)
         json_object_object_foreach(req->args, key, val) {
             if (strcmp(key, "enable"))
                 return set_error(req, "GenericError",
-                                 "Parameter '%s' is unexpected", key);
+                                 "Parameter '%.*s' is unexpected",
+                                 utf8_clip(key, QMP_QUOTE_MAX), key);
             enable = val;
         }
     }
@@ -124,10 +208,11 @@ static json_object *cmd_qmp_capabilities(struct qmp_request *req)
                              "array");
         if (json_object_array_length(enable)) {
             json_object *cap = json_object_array_get_idx(enable, 0);
+            const char *cap_name = json_object_get_string(cap);
 
             return set_error(req, "GenericError",
-                             "Capability '%s' not available",
-                             json_object_get_string(cap));
+                             "Capability '%.*s' not available",
+                             utf8_clip(cap_name, QMP_QUOTE_MAX), cap_name);
         }
     }
     cl->negotiated = true;
@@ -430,6 +515,7 @@ static void handle_message(struct qmp_server *s, struct conn *c, json_object *ms
     struct qmp_client *cl = conn_get_user(c);
     struct qmp_request req = {.s = s, .c = c};
     json_object *id = NULL, *execute = NULL, *ret = NULL, *reply;
+    bool has_execute = false, has_args = false;
     const char *name;
 
     if (!json_object_is_type(msg, json_type_object)) {
@@ -438,20 +524,23 @@ static void handle_message(struct qmp_server *s, struct conn *c, json_object *ms
     }
     json_object_object_get_ex(msg, "id", &id);
     json_object_object_foreach(msg, key, val) {
+        /* A member set to null is present all the same (val is NULL). */
         if (!strcmp(key, "execute")) {
             execute = val;
+            has_execute = true;
         } else if (!strcmp(key, "arguments")) {
             req.args = val;
+            has_args = true;
         } else if (strcmp(key, "id")) {
             char desc[160];
 
-            snprintf(desc, sizeof(desc), "QMP input member '%.64s' is unexpected",
-                     key);
+            snprintf(desc, sizeof(desc), "QMP input member '%.*s' is unexpected",
+                     utf8_clip(key, QMP_QUOTE_MAX), key);
             send_error(c, "GenericError", desc, id);
             return;
         }
     }
-    if (!execute) {
+    if (!has_execute) {
         send_error(c, "GenericError", "QMP input lacks member 'execute'", id);
         return;
     }
@@ -460,7 +549,7 @@ static void handle_message(struct qmp_server *s, struct conn *c, json_object *ms
                    id);
         return;
     }
-    if (req.args && !json_object_is_type(req.args, json_type_object)) {
+    if (has_args && !json_object_is_type(req.args, json_type_object)) {
         send_error(c, "GenericError",
                    "QMP input member 'arguments' must be an object", id);
         return;
@@ -472,15 +561,19 @@ static void handle_message(struct qmp_server *s, struct conn *c, json_object *ms
                    id);
         return;
     }
-    for (size_t i = 0; i < N_COMMANDS; i++) {
+    /* "query-status\u0000x" names no command, though its C string matches
+     * one: only a name without an embedded NUL is looked up. */
+    for (size_t i = 0; i < N_COMMANDS &&
+                       strlen(name) == (size_t)json_object_get_string_len(execute);
+         i++) {
         if (!strcmp(commands[i].name, name)) {
             ret = commands[i].fn(&req);
             break;
         }
     }
     if (!ret && !req.err.cls)
-        set_error(&req, "CommandNotFound", "The command %.64s has not been found",
-                  name);
+        set_error(&req, "CommandNotFound", "The command %.*s has not been found",
+                  utf8_clip(name, QMP_QUOTE_MAX), name);
     if (!ret) {
         send_error(c, req.err.cls, req.err.desc, id);
         return;
@@ -529,7 +622,10 @@ static void qmp_data(void *opaque, struct conn *c, const char *buf, size_t len)
         msg = json_tokener_parse_ex(cl->tok, buf, (int)(len > 65536 ? 65536 : len));
         jerr = json_tokener_get_error(cl->tok);
         used = json_tokener_get_parse_end(cl->tok);
-        if (used == 0 && jerr != json_tokener_success)
+        /* After an error, parsing resumes past the newline that follows the
+         * offending byte (skip_line); consuming more here would swallow that
+         * newline and with it the next, well-formed command. */
+        if (used == 0 && jerr == json_tokener_continue)
             used = len > 65536 ? 65536 : len;
         if (jerr == json_tokener_continue) {
             cl->pending += used;
@@ -550,12 +646,17 @@ static void qmp_data(void *opaque, struct conn *c, const char *buf, size_t len)
         buf += used;
         len -= used;
         cl->pending = 0;
-        if (msg) {
-            trace(trace_qmp, "<- %s",
-                  json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN));
+        /* A complete message is never skipped: json-c hands back a JSON
+         * null as NULL, and it needs its "must be an object" error too. */
+        trace(trace_qmp, "<- %s",
+              json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN));
+        if (json_strings_valid(msg))
             handle_message(s, c, msg);
-            json_object_put(msg);
-        }
+        else
+            send_error(c, "GenericError",
+                       "JSON parse error, invalid UTF-8 sequence in string",
+                       NULL);
+        json_object_put(msg);
         json_tokener_reset(cl->tok);
     }
 }

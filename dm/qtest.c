@@ -229,10 +229,17 @@ static void handle_command(struct qtest *q, struct conn *c, char **w, int n)
     conn_printf(c, "FAIL Unknown command '%.64s'\n", cmd);
 }
 
-static void handle_line(struct qtest *q, struct conn *c, char *line)
+static void handle_line(struct qtest *q, struct conn *c, char *line, size_t len)
 {
     char *words[QTEST_MAX_WORDS + 1], *save = NULL, *tok;
     int n = 0;
+
+    /* A NUL would hide the rest of the line from the parser, and a line
+     * that starts with one would look blank and get no reply at all. */
+    if (memchr(line, '\0', len)) {
+        conn_printf(c, "FAIL NUL byte in command\n");
+        return;
+    }
 
     for (tok = strtok_r(line, " \t\r", &save); tok;
          tok = strtok_r(NULL, " \t\r", &save)) {
@@ -259,7 +266,7 @@ static void qtest_data(void *opaque, struct conn *c, const char *buf, size_t len
                 conn_printf(c, "FAIL line too long\n");
             } else {
                 cl->line[cl->len] = '\0';
-                handle_line(q, c, cl->line);
+                handle_line(q, c, cl->line, cl->len);
             }
             cl->len = 0;
             continue;
