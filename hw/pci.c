@@ -86,8 +86,12 @@ int pci_function_add_bar(struct pci_function *f, unsigned idx, uint64_t size,
     if (idx == PCI_ROM_SLOT) {
         pci_set_long(&f->wmask[reg], (uint32_t)mask | PCI_ROM_ADDRESS_ENABLE);
     } else {
+        /* Only bits 0-1 of an I/O BAR are type bits; a memory BAR has four.
+         * Masking four on an I/O BAR would make a 4- or 8-port BAR size as
+         * 16 ports. */
         pci_set_long(&f->config[reg], flags);
-        pci_set_long(&f->wmask[reg], (uint32_t)mask & ~0xfu);
+        pci_set_long(&f->wmask[reg],
+                     (uint32_t)mask & (flags & PCI_BAR_IO ? ~0x3u : ~0xfu));
         if (is64)
             pci_set_long(&f->wmask[reg + 4], (uint32_t)(mask >> 32));
     }
