@@ -208,7 +208,8 @@ static uint64_t bar_decode_address(const struct pci_function *f, unsigned idx)
     if (bar->flags & PCI_BAR_MEM64)
         addr |= (uint64_t)pci_get_long(&f->config[reg + 4]) << 32;
     last = addr + bar->size - 1;
-    if (!addr || last < addr)
+    /* A 64-bit BAR ending at the very top is what sizing leaves behind. */
+    if (!addr || last < addr || last == UINT64_MAX)
         return 0;
     /* A 32-bit BAR reaching 4 GiB - 1 is what sizing leaves behind. */
     if (!(bar->flags & PCI_BAR_MEM64) && last >= 0xffffffffull)
