@@ -138,6 +138,13 @@ int pci_register_function(struct pci_bus *pci, struct pci_function *f,
 {
     int rc;
 
+    /* Re-initialising the mapped config region below would leave a stale
+     * pointer to it in the bus table. */
+    if (f->registered) {
+        log_err("pci: '%s' is already at 00:%02x.%x", f->name,
+                PCI_SLOT(f->devfn), PCI_FUNC(f->devfn));
+        return -EBUSY;
+    }
     if (pci->functions[devfn]) {
         log_err("pci: cannot place '%s' at 00:%02x.%x: '%s' is there", f->name,
                 PCI_SLOT(devfn), PCI_FUNC(devfn), pci->functions[devfn]->name);
