@@ -115,7 +115,9 @@ static int opt_memory(struct parse_state *st, const char *arg)
     case 'g': case 'G': shift = 30; *end = '\0'; break;
     default: break;
     }
-    if (parse_uint(num, 1ull << 40, &n) < 0 || n == 0)
+    /* Bounded by 16 TiB in bytes before shifting, so the shift cannot
+     * overflow and wrap a huge size round to a small one. */
+    if (parse_uint(num, (1ull << 44) >> shift, &n) < 0 || n == 0)
         return fail("bad memory size '%s'%s", arg, "");
     n = (n << shift) >> 20;
     if (n == 0 || n > (1ull << 24))
