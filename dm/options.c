@@ -115,7 +115,9 @@ static int opt_memory(struct parse_state *st, const char *arg)
     case 'g': case 'G': shift = 30; *end = '\0'; break;
     default: break;
     }
-    if (parse_uint(num, 1ull << 40, &n) < 0 || n == 0)
+    /* Bounded by 16 TiB in bytes before shifting, so the shift cannot
+     * overflow and wrap a huge size round to a small one. */
+    if (parse_uint(num, (1ull << 44) >> shift, &n) < 0 || n == 0)
         return fail("bad memory size '%s'%s", arg, "");
     n = (n << shift) >> 20;
     if (n == 0 || n > (1ull << 24))
@@ -253,6 +255,7 @@ static int opt_qmp(struct parse_state *st, const char *arg)
 {
     struct chardev_spec spec;
     char err[160];
+    int rc;
 
     if (chardev_parse(arg, false, &spec, err, sizeof(err)) < 0)
         return fail("-qmp %s: %s", arg, err);
@@ -260,7 +263,10 @@ static int opt_qmp(struct parse_state *st, const char *arg)
         chardev_spec_clear(&spec);
         return fail("-qmp %s: %s", arg, "a QMP monitor needs a socket");
     }
-    return add_qmp(st, &spec);
+    rc = add_qmp(st, &spec);
+    if (rc < 0)
+        chardev_spec_clear(&spec);
+    return rc;
 }
 
 static int opt_chardev(struct parse_state *st, const char *arg)
@@ -324,10 +330,12 @@ static int resolve_monitors(struct parse_state *st)
         }
         for (unsigned c = 0; c < st->n_chardevs; c++) {
             if (st->chardevs[c].id && !strcmp(st->chardevs[c].id, id)) {
+                /* On failure the chardev stays in the list, which the
+                 * caller frees. */
                 rc = add_qmp(st, &st->chardevs[c]);
-                st->chardevs[c] = (struct chardev_spec){.fd = -1};
                 if (rc < 0)
                     return rc;
+                st->chardevs[c] = (struct chardev_spec){.fd = -1};
                 id = NULL;
                 break;
             }

@@ -86,8 +86,12 @@ int pci_function_add_bar(struct pci_function *f, unsigned idx, uint64_t size,
     if (idx == PCI_ROM_SLOT) {
         pci_set_long(&f->wmask[reg], (uint32_t)mask | PCI_ROM_ADDRESS_ENABLE);
     } else {
+        /* Only bits 0-1 of an I/O BAR are type bits; a memory BAR has four.
+         * Masking four on an I/O BAR would make a 4- or 8-port BAR size as
+         * 16 ports. */
         pci_set_long(&f->config[reg], flags);
-        pci_set_long(&f->wmask[reg], (uint32_t)mask & ~0xfu);
+        pci_set_long(&f->wmask[reg],
+                     (uint32_t)mask & (flags & PCI_BAR_IO ? ~0x3u : ~0xfu));
         if (is64)
             pci_set_long(&f->wmask[reg + 4], (uint32_t)(mask >> 32));
     }
@@ -134,6 +138,13 @@ int pci_register_function(struct pci_bus *pci, struct pci_function *f,
 {
     int rc;
 
+    /* Re-initialising the mapped config region below would leave a stale
+     * pointer to it in the bus table. */
+    if (f->registered) {
+        log_err("pci: '%s' is already at 00:%02x.%x", f->name,
+                PCI_SLOT(f->devfn), PCI_FUNC(f->devfn));
+        return -EBUSY;
+    }
     if (pci->functions[devfn]) {
         log_err("pci: cannot place '%s' at 00:%02x.%x: '%s' is there", f->name,
                 PCI_SLOT(devfn), PCI_FUNC(devfn), pci->functions[devfn]->name);
@@ -204,7 +215,8 @@ static uint64_t bar_decode_address(const struct pci_function *f, unsigned idx)
     if (bar->flags & PCI_BAR_MEM64)
         addr |= (uint64_t)pci_get_long(&f->config[reg + 4]) << 32;
     last = addr + bar->size - 1;
-    if (!addr || last < addr)
+    /* A 64-bit BAR ending at the very top is what sizing leaves behind. */
+    if (!addr || last < addr || last == UINT64_MAX)
         return 0;
     /* A 32-bit BAR reaching 4 GiB - 1 is what sizing leaves behind. */
     if (!(bar->flags & PCI_BAR_MEM64) && last >= 0xffffffffull)

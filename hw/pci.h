@@ -118,7 +118,8 @@ int pci_function_add_bar(struct pci_function *f, unsigned idx, uint64_t size,
                          unsigned flags, const char *region_name,
                          const struct bus_region_ops *ops, void *opaque);
 
-/* Places f at devfn: maps its config space region. -EEXIST if taken. */
+/* Places f at devfn: maps its config space region. -EEXIST if taken,
+ * -EBUSY if f is registered already. */
 int pci_register_function(struct pci_bus *pci, struct pci_function *f,
                           uint8_t devfn);
 /* Unmaps f's BARs and config space. */

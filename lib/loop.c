@@ -22,6 +22,9 @@ struct loop {
     int exit_code;
     struct loop_timer *timers; /* sorted by deadline */
     struct loop_work *work_head, *work_tail;
+    /* The round run_deferred() is working through: still "queued", so
+     * loop_work_cancel() must be able to take items out of it. */
+    struct loop_work *work_running;
     struct loop_watch *dead; /* freed at the end of an iteration */
 };
 
@@ -171,30 +174,35 @@ void loop_work_cancel(struct loop *loop, struct loop_work *w)
 
     if (!w->queued)
         return;
+    w->queued = false;
     for (pp = &loop->work_head; *pp; prev = *pp, pp = &(*pp)->next) {
         if (*pp == w) {
             *pp = w->next;
             if (loop->work_tail == w)
                 loop->work_tail = prev;
-            break;
+            return;
         }
     }
-    w->queued = false;
+    for (pp = &loop->work_running; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            return;
+        }
+    }
 }
 
 static void run_deferred(struct loop *loop)
 {
     /* Work queued while running goes into the next round, so a work item
      * that re-queues itself cannot starve file descriptors. */
-    struct loop_work *w = loop->work_head;
-
+    loop->work_running = loop->work_head;
     loop->work_head = loop->work_tail = NULL;
-    while (w) {
-        struct loop_work *next = w->next;
+    while (loop->work_running) {
+        struct loop_work *w = loop->work_running;
 
+        loop->work_running = w->next;
         w->queued = false;
         w->fn(w->opaque);
-        w = next;
     }
 }
 
