@@ -1,0 +1,107 @@
+/* i440FX host bridge, function 00:00.0.
+ *
+ * What the guest sees is what QEMU 7.x presents under -machine xenfv
+ * (hw/pci-host/i440fx.c, hw/pci/pci.c; the bytes were also checked against
+ * Debian's QEMU 7.2), because Windows and firmware have seen exactly that
+ * for years:
+ *  - 8086:1237 (82441FX), revision 0x02, class 0x0600, header type 0: the
+ *    bridge is created alone in slot 0, not as a multi-function device;
+ *  - subsystem 1af4:1100, the default hw/pci/pci.c gives every function
+ *    that does not name its own;
+ *  - command and status 0 after reset (pci_do_device_reset clears the
+ *    writable command bits; nothing sets status bits);
+ *  - SMRAM = 0x02 (C_BASE_SEG "010", hard-wired on the chip), PAM all 0,
+ *    and byte 0x57 holding the RAM size for old coreboot;
+ *  - latency timer read-only 0: QEMU gives it no write mask.
+ *
+ * PAM0-6 and SMRAM are plain storage. Under Xen the legacy window
+ * 0xC0000-0xFFFFF is ordinary RAM in the guest's p2m, so accesses there never
+ * reach a device model and there is nothing PAM or SMRAM could steer; what
+ * matters is that firmware reads back what it wrote (SeaBIOS and hvmloader
+ * both touch PAM). A software machine that wants shadow-RAM semantics can
+ * read the bytes from fn.config.
+ *
+ * Reset restores the power-on bytes, as the chip does. QEMU has no reset
+ * handler for them and keeps PAM/SMRAM across a reset; under Xen nobody can
+ * tell, since a guest reboot rebuilds the domain and its device model. */
+#include "i440fx.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "../lib/log.h"
+
+TRACE_POINT(trace_i440fx, "i440fx");
+
+#define I440FX_VENDOR 0x8086
+#define I440FX_DEVICE 0x1237
+#define I440FX_REVISION 0x02
+#define I440FX_CLASS 0x060000 /* host bridge */
+#define I440FX_SMRAM_POWER_ON 0x02
+#define SUBSYS_VENDOR_QEMU 0x1af4
+#define SUBSYS_DEVICE_QEMU 0x1100
+
+/* Writable device-specific registers, one byte each. QEMU makes every byte
+ * from 0x40 up writable; we keep that only for registers the datasheet
+ * defines and the firmware uses, so the rest reads back 0 as on the chip. */
+static const struct {
+    uint8_t reg;
+    const char *name;
+} i440fx_regs[] = {
+    {I440FX_PAM0 + 0, "PAM0"}, {I440FX_PAM0 + 1, "PAM1"},
+    {I440FX_PAM0 + 2, "PAM2"}, {I440FX_PAM0 + 3, "PAM3"},
+    {I440FX_PAM0 + 4, "PAM4"}, {I440FX_PAM0 + 5, "PAM5"},
+    {I440FX_PAM0 + 6, "PAM6"}, {I440FX_SMRAM, "SMRAM"},
+};
+
+static const char *i440fx_reg_name(unsigned reg)
+{
+    for (size_t i = 0; i < sizeof(i440fx_regs) / sizeof(i440fx_regs[0]); i++)
+        if (i440fx_regs[i].reg == reg)
+            return i440fx_regs[i].name;
+    return NULL;
+}
+
+static void i440fx_config_write(struct pci_function *f, unsigned reg,
+                                uint32_t value, unsigned size)
+{
+    for (unsigned i = 0; i < size; i++) {
+        const char *name = i440fx_reg_name(reg + i);
+
+        if (name)
+            trace(trace_i440fx, "%s <- 0x%02x (now 0x%02x)", name,
+                  (value >> (8 * i)) & 0xff, f->config[reg + i]);
+    }
+}
+
+static const struct pci_function_ops i440fx_ops = {
+    .config_write = i440fx_config_write,
+};
+
+int i440fx_init(struct i440fx *s, struct pci_bus *pci)
+{
+    struct pci_function *f = &s->fn;
+
+    pci_function_init(f, "i440FX", I440FX_VENDOR, I440FX_DEVICE, I440FX_CLASS,
+                      I440FX_REVISION, &i440fx_ops, s);
+    f->hotpluggable = false;
+    pci_set_subsystem(f, SUBSYS_VENDOR_QEMU, SUBSYS_DEVICE_QEMU);
+    f->wmask[PCI_LATENCY_TIMER] = 0;
+    f->config[I440FX_SMRAM] = I440FX_SMRAM_POWER_ON;
+    for (size_t i = 0; i < sizeof(i440fx_regs) / sizeof(i440fx_regs[0]); i++)
+        f->wmask[i440fx_regs[i].reg] = 0xff;
+    return pci_register_function(pci, f, I440FX_DEVFN);
+}
+
+void i440fx_set_ram_size(struct i440fx *s, uint64_t ram_bytes)
+{
+    uint64_t units = ram_bytes >> 23; /* 8 MiB */
+    uint8_t v = units > 255 ? 255 : (uint8_t)units;
+
+    s->fn.config[I440FX_DRAMT] = v;
+    s->fn.power_on[I440FX_DRAMT] = v;
+}
+
+void i440fx_reset(struct i440fx *s) { pci_function_reset(&s->fn); }
+
+void i440fx_fini(struct i440fx *s) { pci_unregister_function(&s->fn); }
