@@ -31,24 +31,28 @@ BENCH_BINS = $(BENCH_SRCS:tests/bench/%.c=tests-bin/%)
 .SECONDARY:
 all: xen-dm
 
+# V=1 shows the full commands.
+Q = $(if $(V),,@)
 obj/%.o: $(SRCDIR)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@$(if $(V),,echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 libxendm.a: $(LIB_OBJS)
-	rm -f $@
-	$(AR) rcs $@ $^
+	$(Q)rm -f $@
+	$(Q)$(AR) rcs $@ $^
 
 xen-dm: obj/dm/main.o libxendm.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	@$(if $(V),,echo "  LINK    $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 tests-bin/%: obj/tests/unit/%.o libxendm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
 
 tests-bin/bench_%: obj/tests/bench/bench_%.o libxendm.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
 obj/tests/unit/%.o: CFLAGS += $(CMOCKA_CFLAGS)
 

@@ -377,6 +377,7 @@ int machine_init(struct machine *m, const struct dm_options *opts,
     rc = i440fx_init(&m->i440fx, &m->pci);
     if (rc < 0)
         goto out;
+    i440fx_set_ram_size(&m->i440fx, ram);
     rc = piix3_init(&m->piix3, &m->pci, &m->host, &m->bus, &m->irq, &piix3_ops);
     if (rc < 0)
         goto out;

@@ -139,7 +139,7 @@ def test_each_not_yet_supported_option_is_logged_once(start_daemon):
     d = start_daemon(["-device", "VGA", "-drive", "if=none,id=x", "-device", "ide-cd,drive=x",
                       "-usb", "-usb", "-serial", "pty", "-serial", "null", "-k", "en-us"], qmp=True)
     assert serves_qmp(d) == "running"
-    assert not_yet_warnings(d) == {"device": 1, "drive": 1, "usb": 1, "serial": 1, "k": 1}
+    assert not_yet_warnings(d) == {"device": 1, "drive": 1, "usb": 1, "k": 1}
 
 
 def test_not_yet_supported_option_keeps_its_argument(start_daemon):
@@ -251,7 +251,7 @@ def test_libxl_qemu_xen_command_line(start_daemon):
     cmd, stat = d.extra_sockets
     assert serves_qmp(d, cmd) == "running"
     assert serves_qmp(d, stat) == "running"
-    assert not_yet_warnings(d) == {"serial": 1, "device": 1, "usb": 1, "usbdevice": 1, "netdev": 1,
+    assert not_yet_warnings(d) == {"device": 1, "usb": 1, "usbdevice": 1, "netdev": 1,
                                    "drive": 1}
 
 
@@ -296,7 +296,7 @@ def test_libxl_qemu_trad_command_line(start_daemon):
     d = start_daemon(args, qmp=True)
     assert serves_qmp(d) == "running"
     warned = not_yet_warnings(d)
-    assert warned == {"vncunused": 1, "k": 1, "serial": 1, "videoram": 1, "std-vga": 1, "usb": 1,
+    assert warned == {"vncunused": 1, "k": 1, "videoram": 1, "std-vga": 1, "usb": 1,
                       "usbdevice": 1, "soundhw": 1, "net": 1}
 
 
