@@ -38,8 +38,6 @@ TRACE_POINT(trace_i440fx, "i440fx");
 #define I440FX_REVISION 0x02
 #define I440FX_CLASS 0x060000 /* host bridge */
 #define I440FX_SMRAM_POWER_ON 0x02
-#define SUBSYS_VENDOR_QEMU 0x1af4
-#define SUBSYS_DEVICE_QEMU 0x1100
 
 /* Writable device-specific registers, one byte each. QEMU makes every byte
  * from 0x40 up writable; we keep that only for registers the datasheet
@@ -85,8 +83,7 @@ int i440fx_init(struct i440fx *s, struct pci_bus *pci)
     pci_function_init(f, "i440FX", I440FX_VENDOR, I440FX_DEVICE, I440FX_CLASS,
                       I440FX_REVISION, &i440fx_ops, s);
     f->hotpluggable = false;
-    pci_set_subsystem(f, SUBSYS_VENDOR_QEMU, SUBSYS_DEVICE_QEMU);
-    f->wmask[PCI_LATENCY_TIMER] = 0;
+    pci_set_subsystem(f, PCI_SUBSYSTEM_VENDOR_QEMU, PCI_SUBSYSTEM_ID_QEMU);
     f->config[I440FX_SMRAM] = I440FX_SMRAM_POWER_ON;
     for (size_t i = 0; i < sizeof(i440fx_regs) / sizeof(i440fx_regs[0]); i++)
         f->wmask[i440fx_regs[i].reg] = 0xff;

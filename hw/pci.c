@@ -37,8 +37,8 @@ void pci_function_init(struct pci_function *f, const char *name,
                      PCI_COMMAND_SERR | PCI_COMMAND_INTX_DISABLE);
     /* Error bits: parity, signalled/received aborts, SERR, parity error. */
     pci_set_word(&f->w1cmask[PCI_STATUS], 0xf900);
+    /* The latency timer stays read-only (zero), as on QEMU's devices. */
     f->wmask[PCI_CACHE_LINE_SIZE] = 0xff;
-    f->wmask[PCI_LATENCY_TIMER] = 0xff;
     f->wmask[PCI_INTERRUPT_LINE] = 0xff;
 }
 

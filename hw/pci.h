@@ -50,6 +50,12 @@ enum {
 #define PCI_HEADER_TYPE_MULTI_FUNCTION 0x80
 #define PCI_ROM_ADDRESS_ENABLE 0x01
 
+/* The subsystem QEMU gives every function that names none of its own
+ * (PCI_SUBVENDOR_ID_REDHAT_QUMRANET:PCI_SUBDEVICE_ID_QEMU, hw/pci/pci.c):
+ * guest ABI for the chipset functions QEMU's xenfv machine presents. */
+#define PCI_SUBSYSTEM_VENDOR_QEMU 0x1af4
+#define PCI_SUBSYSTEM_ID_QEMU 0x1100
+
 /* BAR kinds. */
 #define PCI_BAR_IO 0x1
 #define PCI_BAR_MEM32 0x0

@@ -30,9 +30,6 @@
 
 TRACE_POINT(trace_pci_testdev, "pci_testdev");
 
-/* Default subsystem QEMU gives functions that name none (hw/pci/pci.c). */
-#define QEMU_DEFAULT_SUBSYSTEM_VENDOR 0x1af4
-#define QEMU_DEFAULT_SUBSYSTEM_ID 0x1100
 
 /* Each test's trigger byte: IOTEST_SIZE(i) + i, i.e. just past the first
  * half of the BAR, one byte per test number. */
@@ -242,8 +239,8 @@ int pci_testdev_create(struct pci_bus *pci, uint8_t devfn, const char *id,
                       PCI_TESTDEV_DEVICE_ID, PCI_TESTDEV_CLASS,
                       PCI_TESTDEV_REVISION, &pci_testdev_fn_ops, d);
     f->id = d->id;
-    pci_set_subsystem(f, QEMU_DEFAULT_SUBSYSTEM_VENDOR,
-                      QEMU_DEFAULT_SUBSYSTEM_ID);
+    pci_set_subsystem(f, PCI_SUBSYSTEM_VENDOR_QEMU,
+                      PCI_SUBSYSTEM_ID_QEMU);
     /* Interrupt pin 0: QEMU's realize says it has none. */
     memset(&f->wmask[0x40], 0xff, PCI_CONFIG_SIZE - 0x40);
 

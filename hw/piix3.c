@@ -38,10 +38,7 @@ TRACE_POINT(trace_piix3, "piix3");
 #define PIIX3_DEVICE 0x7000
 #define PIIX3_REVISION 0x00
 #define PIIX3_CLASS 0x060100 /* ISA bridge */
-#define PIIX3_STATUS_POWER_ON 0x0200 /* DEVSEL timing medium */
-#define SUBSYS_VENDOR_QEMU 0x1af4
-#define SUBSYS_DEVICE_QEMU 0x1100
-
+#define PIIX3_STATUS_POWER_ON 0x0200 
 /* The datasheet's registers, writable byte for byte as in QEMU, with the
  * values QEMU's piix3_reset() gives them. Bytes not listed read 0 and ignore
  * writes; QEMU lets every byte from 0x40 up be written, but nothing is
@@ -194,9 +191,8 @@ static void piix3_init_config(struct piix3 *s)
     pci_function_init(f, "PIIX3", PIIX3_VENDOR, PIIX3_DEVICE, PIIX3_CLASS,
                       PIIX3_REVISION, &piix3_pci_ops, s);
     f->hotpluggable = false;
-    pci_set_subsystem(f, SUBSYS_VENDOR_QEMU, SUBSYS_DEVICE_QEMU);
+    pci_set_subsystem(f, PCI_SUBSYSTEM_VENDOR_QEMU, PCI_SUBSYSTEM_ID_QEMU);
     pci_set_word(&f->config[PCI_STATUS], PIIX3_STATUS_POWER_ON);
-    f->wmask[PCI_LATENCY_TIMER] = 0;
     for (size_t i = 0; i < PIIX3_NREGS; i++) {
         for (unsigned b = 0; b < piix3_regs[i].width; b++) {
             unsigned r = piix3_regs[i].reg + b;

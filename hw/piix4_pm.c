@@ -16,11 +16,6 @@ TRACE_POINT(trace_piix4_apm, "piix4_apm");
 TRACE_POINT(trace_piix4_gpe, "piix4_gpe");
 TRACE_POINT(trace_piix4_sci, "piix4_sci");
 
-/* QEMU gives every function that names no subsystem of its own the default
- * PCI_SUBVENDOR_ID_REDHAT_QUMRANET:PCI_SUBDEVICE_ID_QEMU (hw/pci/pci.c,
- * pci_set_default_subsystem_id); PIIX4_PM names none. */
-#define QEMU_DEFAULT_SUBSYSTEM_VENDOR 0x1af4
-#define QEMU_DEFAULT_SUBSYSTEM_ID 0x1100
 
 /* piix4_pm_realize sets status bytes 0x80 0x02: fast back-to-back capable,
  * DEVSEL timing medium. */
@@ -337,8 +332,8 @@ static void setup_config(struct piix4_pm *pm)
                       PIIX4_PM_CLASS, PIIX4_PM_REVISION, &piix4_pm_fn_ops, pm);
     /* Part of the chipset: never ejectable (QEMU dc->hotpluggable = false). */
     f->hotpluggable = false;
-    pci_set_subsystem(f, QEMU_DEFAULT_SUBSYSTEM_VENDOR,
-                      QEMU_DEFAULT_SUBSYSTEM_ID);
+    pci_set_subsystem(f, PCI_SUBSYSTEM_VENDOR_QEMU,
+                      PCI_SUBSYSTEM_ID_QEMU);
     pci_set_word(&f->config[PCI_STATUS], PIIX4_PM_STATUS);
     pci_set_interrupt_pin(f, 1);
 

@@ -40,8 +40,6 @@ TRACE_POINT(trace_piix_ide, "piix_ide");
 #define PIIX_IDE_REVISION 0x00
 #define PIIX_IDE_CLASS 0x010180 /* IDE, prog-if 0x80 */
 #define PIIX_IDE_STATUS_POWER_ON 0x0280
-#define SUBSYS_VENDOR_QEMU 0x1af4
-#define SUBSYS_DEVICE_QEMU 0x1100
 
 #define BM_CHANNEL_SIZE 8
 
@@ -198,9 +196,8 @@ int piix_ide_init(struct piix_ide *s, struct pci_bus *pci)
     pci_function_init(f, "piix3-ide", PIIX_IDE_VENDOR, PIIX_IDE_DEVICE,
                       PIIX_IDE_CLASS, PIIX_IDE_REVISION, &piix_ide_pci_ops, s);
     f->hotpluggable = false;
-    pci_set_subsystem(f, SUBSYS_VENDOR_QEMU, SUBSYS_DEVICE_QEMU);
+    pci_set_subsystem(f, PCI_SUBSYSTEM_VENDOR_QEMU, PCI_SUBSYSTEM_ID_QEMU);
     pci_set_word(&f->config[PCI_STATUS], PIIX_IDE_STATUS_POWER_ON);
-    f->wmask[PCI_LATENCY_TIMER] = 0;
     for (size_t i = 0; i < PIIX_IDE_NREGS; i++)
         memset(&f->wmask[piix_ide_regs[i].reg], 0xff, piix_ide_regs[i].width);
     rc = pci_function_add_bar(f, PIIX_IDE_BM_BAR, PIIX_IDE_BM_SIZE, PCI_BAR_IO,

@@ -242,9 +242,9 @@ static void test_cf8_cfc_widths(void **state)
     assert_int_equal(fx->fn.config[PCI_INTERRUPT_LINE], 0x0a);
     cfg_write(fx, PCI_CACHE_LINE_SIZE, 0x4010, 2);
     assert_int_equal(fx->fn.config[PCI_CACHE_LINE_SIZE], 0x10);
-    assert_int_equal(fx->fn.config[PCI_LATENCY_TIMER], 0x40);
+    assert_int_equal(fx->fn.config[PCI_LATENCY_TIMER], 0); /* read-only */
     cfg_write(fx, PCI_LATENCY_TIMER, 0x20, 1);
-    assert_int_equal(cfg_read(fx, PCI_CACHE_LINE_SIZE, 2), 0x2010);
+    assert_int_equal(cfg_read(fx, PCI_CACHE_LINE_SIZE, 2), 0x0010);
     cfg_write(fx, PCI_CACHE_LINE_SIZE, 0x00000008, 4);
     assert_int_equal(cfg_read(fx, PCI_CACHE_LINE_SIZE, 4), 0x00000008);
 }
@@ -392,8 +392,7 @@ static void test_wmask_read_only(void **state)
             want = 0x07;
         else if (reg == PCI_COMMAND + 1)
             want = 0x05;
-        else if (reg == PCI_CACHE_LINE_SIZE || reg == PCI_LATENCY_TIMER ||
-                 reg == PCI_INTERRUPT_LINE)
+        else if (reg == PCI_CACHE_LINE_SIZE || reg == PCI_INTERRUPT_LINE)
             want = 0xff;
         assert_int_equal(fx->fn.config[reg], want);
     }
