@@ -69,7 +69,7 @@ check: xen-dm $(UNIT_BINS)
 
 bench: xen-dm $(BENCH_BINS)
 	@set -e; for b in $(BENCH_BINS); do ./$$b; done
-	XEN_DM=$(abspath xen-dm) $(PYTHON) $(SRCDIR)/tests/bench/startup.py
+	@set -e; for b in $(SRCDIR)/tests/bench/*.py; do XEN_DM=$(abspath xen-dm) $(PYTHON) $$b; done
 
 install: xen-dm
 	install -D -m 0755 xen-dm $(DESTDIR)$(PREFIX)/bin/xen-dm

@@ -1,0 +1,266 @@
+/* Unit tests for the machine (dm/machine.c): which devices each flavour and
+ * machine type gets, the hot-plug layout choice, vCPU bitmaps, and the
+ * control-plane hot-plug operations with their events. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../dm/machine.h"
+#include "../../dm/options.h"
+#include "../../lib/log.h"
+
+struct fixture {
+    struct loop *loop;
+    struct dm_options opts;
+    struct machine m;
+    struct machine_observer obs;
+    char deleted[8][32];
+    unsigned n_deleted, n_resets;
+};
+
+static void on_event(void *opaque, const struct machine_event *ev)
+{
+    struct fixture *fx = opaque;
+
+    if (ev->kind == MACHINE_EVENT_DEVICE_DELETED && fx->n_deleted < 8)
+        snprintf(fx->deleted[fx->n_deleted++], 32, "%s", ev->device);
+    if (ev->kind == MACHINE_EVENT_RESET)
+        fx->n_resets++;
+}
+
+/* Parses args (NULL-terminated) and builds the machine; trad stands for
+ * what -d N selects (attaching to the domain is the transport's business,
+ * not the machine's). */
+static struct fixture *build_flavour(const char *const *args, bool trad)
+{
+    struct fixture *fx = calloc(1, sizeof(*fx));
+    char *argv[32];
+    int argc = 0;
+
+    assert_non_null(fx);
+    argv[argc++] = "xen-dm";
+    while (*args)
+        argv[argc++] = (char *)*args++;
+    argv[argc] = NULL;
+    assert_int_equal(options_parse(argc, argv, &fx->opts), 0);
+    if (trad)
+        fx->opts.flavour = FLAVOUR_QEMU_TRAD;
+    assert_int_equal(loop_create(&fx->loop), 0);
+    assert_int_equal(machine_init(&fx->m, &fx->opts, fx->loop), 0);
+    fx->obs = (struct machine_observer){.event = on_event, .opaque = fx};
+    machine_add_observer(&fx->m, &fx->obs);
+    return fx;
+}
+
+static struct fixture *build(const char *const *args)
+{
+    return build_flavour(args, false);
+}
+
+static void destroy(struct fixture *fx)
+{
+    machine_fini(&fx->m);
+    loop_destroy(fx->loop);
+    options_free(&fx->opts);
+    free(fx);
+}
+
+static uint32_t inl(struct fixture *fx, uint16_t port)
+{
+    return (uint32_t)bus_read(&fx->m.bus, BUS_PIO, port, 4);
+}
+
+static uint8_t inb(struct fixture *fx, uint16_t port)
+{
+    return (uint8_t)bus_read(&fx->m.bus, BUS_PIO, port, 1);
+}
+
+static void outl(struct fixture *fx, uint16_t port, uint32_t v)
+{
+    bus_write(&fx->m.bus, BUS_PIO, port, v, 4);
+}
+
+static void test_qemu_xen_flavour(void **state)
+{
+    static const char *const args[] = {"-machine", "xenfv", NULL};
+    struct fixture *fx = build(args);
+
+    assert_true(fx->m.has_pm && fx->m.has_hotplug && fx->m.has_platform);
+    assert_int_equal(pcihp_gpe_bit(&fx->m.hotplug), 1);
+    assert_non_null(bus_find(&fx->m.bus, BUS_PIO, 0xae00));
+    assert_null(bus_find(&fx->m.bus, BUS_PIO, 0x10c0));
+    /* Slots 0-2 (chipset, platform device) are not hot-pluggable. */
+    assert_int_equal(inl(fx, 0xae0c) & 7, 0);
+    assert_int_equal(inl(fx, 0xae0c) >> 3, 0x1fffffff);
+    /* The PM block follows PMBA: nothing at 0xB004 until programmed. */
+    assert_null(bus_find(&fx->m.bus, BUS_PIO, 0xb004));
+    destroy(fx);
+}
+
+static void test_qemu_trad_flavour(void **state)
+{
+    static const char *const args[] = {"-M", "xenfv", "-vcpu_avail", "b", NULL};
+    struct fixture *fx = build_flavour(args, true);
+
+    assert_int_equal(pcihp_gpe_bit(&fx->m.hotplug), 3);
+    assert_non_null(bus_find(&fx->m.bus, BUS_PIO, 0x10c0));
+    assert_null(bus_find(&fx->m.bus, BUS_PIO, 0xae00));
+    /* qemu-dm's PM block sits at 0xB000 with SCI_EN already set. */
+    assert_int_equal(bus_read(&fx->m.bus, BUS_PIO, 0xb004, 2) & 1, 1);
+    /* vCPUs 0, 1 and 3 online (0xb). */
+    assert_int_equal(inb(fx, 0xaf00), 0x0b);
+    destroy(fx);
+}
+
+static void test_layout_forced_and_machine_pc(void **state)
+{
+    static const char *const args[] = {"-machine", "pc,accel=xen",
+                                       "-hotplug-layout", "qemu-trad", NULL};
+    struct fixture *fx = build(args);
+
+    assert_false(fx->m.has_platform);
+    assert_null(pci_find_function(&fx->m.pci, MACHINE_PLATFORM_DEVFN));
+    assert_int_equal(pcihp_gpe_bit(&fx->m.hotplug), 3);
+    /* Without the platform device slot 2 is free for hot-plug. */
+    assert_true(pcihp_hotpluggable(&fx->m.hotplug) & (1u << 2));
+    destroy(fx);
+}
+
+static void test_no_acpi(void **state)
+{
+    static const char *const args[] = {"-no-acpi", NULL};
+    struct fixture *fx = build(args);
+    char err[200];
+
+    assert_false(fx->m.has_pm);
+    assert_false(fx->m.has_hotplug);
+    assert_true(fx->m.has_platform);
+    assert_int_equal(machine_device_add(&fx->m, "pci-testdev", "a", "5", err,
+                                        sizeof(err)),
+                     -EPERM);
+    assert_non_null(strstr(err, "does not support hotplugging"));
+    destroy(fx);
+}
+
+static void test_smp_cpu_map(void **state)
+{
+    static const char *const args[] = {"-smp", "3,maxcpus=8", NULL};
+    struct fixture *fx = build(args);
+
+    assert_int_equal(inb(fx, 0xaf00), 0x07);
+    assert_int_equal(inb(fx, 0xaf01), 0x00);
+    destroy(fx);
+}
+
+static void test_device_add_del_eject(void **state)
+{
+    static const char *const args[] = {NULL};
+    struct fixture *fx = build(args);
+    char err[200];
+
+    assert_int_equal(machine_device_add(&fx->m, "pci-testdev", "t", "5", err,
+                                        sizeof(err)), 0);
+    assert_non_null(machine_find_device(&fx->m, "t"));
+    assert_int_equal(inl(fx, 0xae00), 1u << 5);
+    assert_int_equal(machine_device_del(&fx->m, "t", err, sizeof(err)), 0);
+    assert_int_equal(machine_device_del(&fx->m, "t", err, sizeof(err)),
+                     -EALREADY);
+    assert_non_null(strstr(err, "already in the process of unplug"));
+    assert_int_equal(fx->n_deleted, 0);
+    outl(fx, 0xae08, 1u << 5);
+    assert_int_equal(fx->n_deleted, 1);
+    assert_string_equal(fx->deleted[0], "t");
+    assert_null(machine_find_device(&fx->m, "t"));
+    assert_null(pci_find_function(&fx->m.pci, PCI_DEVFN(5, 0)));
+    assert_int_equal(machine_device_del(&fx->m, "t", err, sizeof(err)),
+                     -ENODEV);
+    destroy(fx);
+}
+
+static void test_reset_flushes_and_keeps(void **state)
+{
+    static const char *const args[] = {NULL};
+    struct fixture *fx = build(args);
+    char err[200];
+
+    assert_int_equal(machine_device_add(&fx->m, "pci-testdev", "go", NULL, err,
+                                        sizeof(err)), 0);
+    assert_int_equal(machine_device_add(&fx->m, "pci-testdev", "stay", NULL,
+                                        err, sizeof(err)), 0);
+    /* First free hot-pluggable slots: 3 and 4. */
+    assert_int_equal(machine_find_device(&fx->m, "go")->devfn, PCI_DEVFN(3, 0));
+    assert_int_equal(machine_find_device(&fx->m, "stay")->devfn,
+                     PCI_DEVFN(4, 0));
+    assert_int_equal(machine_device_del(&fx->m, "go", err, sizeof(err)), 0);
+    machine_reset(&fx->m, false, "host-qmp-system-reset");
+    assert_int_equal(fx->n_resets, 1);
+    assert_int_equal(fx->n_deleted, 1);
+    assert_string_equal(fx->deleted[0], "go");
+    assert_non_null(machine_find_device(&fx->m, "stay"));
+    assert_int_equal(inl(fx, 0xae00), 1u << 4);
+    assert_int_equal(inl(fx, 0xae04), 0);
+    destroy(fx);
+}
+
+static void test_device_add_refusals(void **state)
+{
+    static const char *const args[] = {NULL};
+    struct fixture *fx = build(args);
+    char err[200];
+
+    assert_int_equal(machine_device_add(&fx->m, "e1000", "x", NULL, err,
+                                        sizeof(err)), -EINVAL);
+    assert_int_equal(machine_device_add(&fx->m, "pci-testdev", "x", "1", err,
+                                        sizeof(err)), -EBUSY);
+    assert_int_equal(machine_device_add(&fx->m, "pci-testdev", "x", "g", err,
+                                        sizeof(err)), -EINVAL);
+    assert_int_equal(machine_device_add(&fx->m, "pci-testdev", "x", "5.8", err,
+                                        sizeof(err)), -EINVAL);
+    assert_int_equal(machine_device_add(&fx->m, "pci-testdev", "x", "5", err,
+                                        sizeof(err)), 0);
+    assert_int_equal(machine_device_add(&fx->m, "pci-testdev", "x", "6", err,
+                                        sizeof(err)), -EEXIST);
+    /* A slot whose removal is pending takes no new function. */
+    assert_int_equal(machine_device_del(&fx->m, "x", err, sizeof(err)), 0);
+    assert_int_equal(machine_device_add(&fx->m, "pci-testdev", "y", "5.1", err,
+                                        sizeof(err)), -EBUSY);
+    assert_null(machine_find_device(&fx->m, "y"));
+    assert_null(pci_find_function(&fx->m.pci, PCI_DEVFN(5, 1)));
+    /* Fill every free slot, then there is none left. */
+    for (int i = 0; i < 40; i++) {
+        char id[8];
+
+        snprintf(id, sizeof(id), "f%d", i);
+        if (machine_device_add(&fx->m, "pci-testdev", id, NULL, err,
+                               sizeof(err)) < 0) {
+            assert_int_equal(i, 28); /* slots 3, 4 and 6 .. 31 */
+            assert_non_null(strstr(err, "no free"));
+            break;
+        }
+    }
+    destroy(fx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_qemu_xen_flavour),
+        cmocka_unit_test(test_qemu_trad_flavour),
+        cmocka_unit_test(test_layout_forced_and_machine_pc),
+        cmocka_unit_test(test_no_acpi),
+        cmocka_unit_test(test_smp_cpu_map),
+        cmocka_unit_test(test_device_add_del_eject),
+        cmocka_unit_test(test_reset_flushes_and_keeps),
+        cmocka_unit_test(test_device_add_refusals),
+    };
+
+    log_set_level(LOG_ERR);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
