@@ -43,18 +43,43 @@ static void notify_irq(struct machine *m, unsigned line, bool level)
 
 static void sink_isa_irq(void *opaque, unsigned irq, bool level)
 {
-    notify_irq(opaque, irq, level);
+    struct machine *m = opaque;
+
+    irq_set_isa(m->irq_backend, irq, level);
+    notify_irq(m, irq, level);
 }
 
 static void sink_pci_intx(void *opaque, unsigned slot, unsigned pin, bool level)
 {
-    notify_irq(opaque, irq_pci_intx_gsi(slot, pin), level);
+    struct machine *m = opaque;
+
+    irq_set_pci_intx(m->irq_backend, slot, pin, level);
+    notify_irq(m, irq_pci_intx_gsi(slot, pin), level);
+}
+
+static void sink_pci_link_route(void *opaque, unsigned link, unsigned irq)
+{
+    struct machine *m = opaque;
+
+    irq_route_pci_link(m->irq_backend, link, irq);
 }
 
 static const struct irq_sink_ops machine_irq_ops = {
     .isa_irq = sink_isa_irq,
     .pci_intx = sink_pci_intx,
+    .pci_link_route = sink_pci_link_route,
 };
+
+void machine_set_irq_backend(struct machine *m, const struct irq_sink *sink)
+{
+    m->irq_backend = sink;
+}
+
+void machine_set_platform_ops(struct machine *m,
+                              const struct machine_platform_ops *ops)
+{
+    m->platform_ops = *ops;
+}
 
 /* --- requests from the guest -------------------------------------------- */
 
@@ -65,6 +90,12 @@ static void run_guest_reset(void *opaque)
 {
     struct machine *m = opaque;
 
+    /* Under Xen a reboot is the toolstack's job: it destroys and rebuilds
+     * the domain, and this process with it. */
+    if (m->platform_ops.reboot) {
+        m->platform_ops.reboot(m->platform_ops.opaque);
+        return;
+    }
     machine_reset(m, true, m->pending_reset_reason);
 }
 
@@ -83,6 +114,10 @@ static void run_guest_poweroff(void *opaque)
                                .reason = "guest-shutdown"};
 
     log_info("guest powered off (ACPI S5)");
+    if (m->platform_ops.poweroff) {
+        m->platform_ops.poweroff(m->platform_ops.opaque);
+        return;
+    }
     if (!m->opts->no_shutdown) {
         machine_shutdown(m, true, "guest-shutdown");
         return;
@@ -99,7 +134,7 @@ static void request_poweroff(void *opaque)
     loop_defer(m->loop, &m->poweroff_work);
 }
 
-static void request_suspend(void *opaque)
+static void run_guest_suspend(void *opaque)
 {
     struct machine *m = opaque;
     struct machine_event ev = {.kind = MACHINE_EVENT_SUSPEND, .guest = true};
@@ -107,8 +142,21 @@ static void request_suspend(void *opaque)
     if (m->state != RUN_RUNNING)
         return;
     log_info("guest suspended to RAM (ACPI S3)");
+    if (m->platform_ops.suspend) {
+        /* Xen pauses the domain and resets the vCPUs and its own devices;
+         * ours are reset here, as a real S3 cuts their power. */
+        machine_reset(m, true, "guest-suspend");
+        m->platform_ops.suspend(m->platform_ops.opaque);
+    }
     m->state = RUN_SUSPENDED;
     notify(m, &ev);
+}
+
+static void request_suspend(void *opaque)
+{
+    struct machine *m = opaque;
+
+    loop_defer(m->loop, &m->suspend_work);
 }
 
 int machine_wakeup(struct machine *m)
@@ -117,8 +165,14 @@ int machine_wakeup(struct machine *m)
 
     if (m->state != RUN_SUSPENDED)
         return -EINVAL;
-    /* Waking from S3 goes through the firmware's reset path. */
-    machine_reset(m, false, "wakeup");
+    if (m->platform_ops.wakeup) {
+        /* Xen unpauses the domain when the S state goes back to 0. */
+        if (m->platform_ops.wakeup(m->platform_ops.opaque) < 0)
+            return -EIO;
+    } else {
+        /* Waking from S3 goes through the firmware's reset path. */
+        machine_reset(m, false, "wakeup");
+    }
     m->state = RUN_RUNNING;
     notify(m, &ev);
     return 0;
@@ -354,12 +408,14 @@ int machine_init(struct machine *m, const struct dm_options *opts,
     m->irq = (struct irq_sink){.ops = &machine_irq_ops, .opaque = m};
     loop_work_init(&m->reset_work, run_guest_reset, m);
     loop_work_init(&m->poweroff_work, run_guest_poweroff, m);
+    loop_work_init(&m->suspend_work, run_guest_suspend, m);
     bus_init(&m->bus);
     pci_bus_init(&m->pci, &m->bus);
 
     /* Without a domain the guest's RAM lives here, so pointer transfers
-     * and qtest memory commands have somewhere to go. */
-    rc = local_ram_init(&m->ram, ram);
+     * and qtest memory commands have somewhere to go. With one, the Xen
+     * transport points the dispatcher at the domain's memory. */
+    rc = local_ram_init(&m->ram, opts->domid >= 0 ? 0 : ram);
     if (rc < 0) {
         log_err("cannot reserve %llu MiB of guest RAM: %s",
                 (unsigned long long)opts->ram_mb, strerror(-rc));
@@ -421,6 +477,7 @@ void machine_fini(struct machine *m)
 {
     loop_work_cancel(m->loop, &m->reset_work);
     loop_work_cancel(m->loop, &m->poweroff_work);
+    loop_work_cancel(m->loop, &m->suspend_work);
     while (m->pci_devices) {
         struct machine_pci_device *d = m->pci_devices;
 

@@ -72,6 +72,17 @@ struct machine_pci_device {
     struct machine_pci_device *next;
 };
 
+/* What the platform under the machine does with the guest's power requests.
+ * Under Xen the hypervisor rebuilds or destroys the domain; without one
+ * (NULL hooks) the machine resets or stops itself. */
+struct machine_platform_ops {
+    int (*reboot)(void *opaque);
+    int (*poweroff)(void *opaque);
+    int (*suspend)(void *opaque); /* S3: after the devices were reset */
+    int (*wakeup)(void *opaque);
+    void *opaque;
+};
+
 struct machine {
     const struct dm_options *opts;
     struct loop *loop;
@@ -81,9 +92,13 @@ struct machine {
     struct local_ram ram;
     struct dispatcher dispatch;
     struct irq_sink irq;
+    /* Where interrupts really go (Xen's virtual controllers), if anywhere;
+     * observers (qtest) see them as well. */
+    const struct irq_sink *irq_backend;
+    struct machine_platform_ops platform_ops;
     enum run_state state;
     struct machine_observer *observers;
-    struct loop_work reset_work, poweroff_work;
+    struct loop_work reset_work, poweroff_work, suspend_work;
     const char *pending_reset_reason;
 
     struct i440fx i440fx;
@@ -105,6 +120,11 @@ struct machine {
 int machine_init(struct machine *m, const struct dm_options *opts,
                  struct loop *loop);
 void machine_fini(struct machine *m);
+
+/* Attaching to a hypervisor: where interrupts and power requests go. */
+void machine_set_irq_backend(struct machine *m, const struct irq_sink *sink);
+void machine_set_platform_ops(struct machine *m,
+                              const struct machine_platform_ops *ops);
 
 void machine_add_observer(struct machine *m, struct machine_observer *obs);
 void machine_remove_observer(struct machine *m, struct machine_observer *obs);

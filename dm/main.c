@@ -7,6 +7,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <xen/sched.h>
+
+#include "../ioreq/xen.h"
 #include "../lib/log.h"
 #include "../lib/loop.h"
 #include "machine.h"
@@ -19,6 +22,7 @@ struct daemon {
     struct loop *loop;
     struct machine machine;
     bool machine_up;
+    struct xen_transport *xen;
     struct qtest *qtest;
     struct qmp_server *qmp[OPT_MAX_MONITORS];
     int signal_fd;
@@ -83,11 +87,54 @@ static int start_sockets(struct daemon *d)
     return 0;
 }
 
+/* Guest power requests under Xen (xen-dm-interfaces.md §4.1, §5.1). */
+static int xen_reboot(void *opaque)
+{
+    return xen_transport_shutdown(opaque, SHUTDOWN_reboot);
+}
+
+static int xen_poweroff(void *opaque)
+{
+    return xen_transport_shutdown(opaque, SHUTDOWN_poweroff);
+}
+
+static int xen_suspend(void *opaque)
+{
+    return xen_transport_set_acpi_s_state(opaque, 3);
+}
+
+static int xen_wakeup(void *opaque)
+{
+    return xen_transport_set_acpi_s_state(opaque, 0);
+}
+
+static int attach_domain(struct daemon *d)
+{
+    struct machine_platform_ops ops;
+    int rc;
+
+    rc = xen_transport_open(d->loop, &d->machine.bus, &d->machine.dispatch,
+                            (uint32_t)d->opts.domid, &d->xen);
+    if (rc < 0)
+        return rc;
+    ops = (struct machine_platform_ops){.reboot = xen_reboot,
+                                        .poweroff = xen_poweroff,
+                                        .suspend = xen_suspend,
+                                        .wakeup = xen_wakeup,
+                                        .opaque = d->xen};
+    machine_set_platform_ops(&d->machine, &ops);
+    machine_set_irq_backend(&d->machine, xen_transport_irq_sink(d->xen));
+    return 0;
+}
+
 static void stop_all(struct daemon *d)
 {
     for (unsigned i = 0; i < OPT_MAX_MONITORS; i++)
         qmp_stop(d->qmp[i]);
     qtest_stop(d->qtest);
+    /* Before the machine: the server goes away while its ranges still
+     * exist, so nothing is unregistered one by one. */
+    xen_transport_close(d->xen);
     if (d->machine_up)
         machine_fini(&d->machine);
     loop_del_fd(d->signal_watch);
@@ -112,14 +159,6 @@ int main(int argc, char **argv)
         rc = -EINVAL;
         goto out;
     }
-    if (d.opts.domid >= 0) {
-        /* Attaching to a domain needs the Xen ioreq transport (ioreq/xen.c),
-         * which is not in this build yet. Refuse rather than pretend. */
-        log_err("attaching to domain %d is not supported by this build yet: "
-                "the Xen ioreq transport is missing", d.opts.domid);
-        rc = -ENOSYS;
-        goto out;
-    }
     rc = loop_create(&d.loop);
     if (rc < 0)
         goto out;
@@ -130,9 +169,19 @@ int main(int argc, char **argv)
     if (rc < 0)
         goto out;
     d.machine_up = true;
-    log_info("xen-dm %s: no domain, serving sockets only (machine %s, %llu MiB)",
-             XEN_DM_VERSION, d.opts.machine_type,
-             (unsigned long long)d.opts.ram_mb);
+    if (d.opts.domid >= 0) {
+        rc = attach_domain(&d);
+        if (rc < 0)
+            goto out;
+        log_info("xen-dm %s: serving domain %d (%s flavour, machine %s)",
+                 XEN_DM_VERSION, d.opts.domid,
+                 d.opts.flavour == FLAVOUR_QEMU_TRAD ? "qemu-trad" : "qemu-xen",
+                 d.opts.machine_type);
+    } else {
+        log_info("xen-dm %s: no domain, serving sockets only (machine %s, "
+                 "%llu MiB)", XEN_DM_VERSION, d.opts.machine_type,
+                 (unsigned long long)d.opts.ram_mb);
+    }
     rc = start_sockets(&d);
     if (rc < 0)
         goto out;

@@ -1,0 +1,48 @@
+/* The Xen transport: xen-dm as an ioreq server of one HVM domain
+ * (xen-dm-interfaces.md §1-§3). It creates the server, maps its pages by
+ * resource, binds one event channel per vCPU plus the buffered one,
+ * forwards the bus's ranges to Xen as devices map and unmap them, and turns
+ * each request into a dispatcher call. Interrupts, shutdown requests and
+ * guest memory go the other way through the same handles. */
+#ifndef XENDM_IOREQ_XEN_H
+#define XENDM_IOREQ_XEN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../hw/bus.h"
+#include "../hw/irq.h"
+#include "../lib/loop.h"
+#include "dispatch.h"
+
+struct xen_transport;
+
+/* Attaches to domid: every step is logged and a failure unwinds exactly the
+ * steps done. The dispatcher's guest memory and INVALIDATE/TIMEOFFSET hooks
+ * are pointed at the domain. */
+int xen_transport_open(struct loop *loop, struct bus *bus,
+                       struct dispatcher *dispatch, uint32_t domid,
+                       struct xen_transport **out);
+/* Disables and destroys the server and releases everything. */
+void xen_transport_close(struct xen_transport *t);
+
+/* The irq sink that drives Xen's virtual interrupt controllers. */
+const struct irq_sink *xen_transport_irq_sink(struct xen_transport *t);
+
+/* Guest power requests (SHUTDOWN_reboot, SHUTDOWN_poweroff) and S3. */
+int xen_transport_shutdown(struct xen_transport *t, unsigned reason);
+int xen_transport_set_acpi_s_state(struct xen_transport *t, unsigned state);
+
+/* While on, every guest page the daemon writes is reported with
+ * modified_memory (live migration, §3.3). */
+void xen_transport_set_log_dirty(struct xen_transport *t, bool on);
+
+/* Requests served and refused, for logs and tests. */
+struct xen_transport_stats {
+    uint64_t sync, buffered, bad_state, bad_port, bad_buffered;
+    int64_t rtc_offset; /* sum of TIMEOFFSET deltas */
+};
+void xen_transport_get_stats(const struct xen_transport *t,
+                             struct xen_transport_stats *st);
+
+#endif
