@@ -159,6 +159,15 @@ static void request_suspend(void *opaque)
     loop_defer(m->loop, &m->suspend_work);
 }
 
+void machine_set_log_dirty(struct machine *m, bool on)
+{
+    if (m->log_dirty != on)
+        log_info("dirty-page logging %s", on ? "on" : "off");
+    m->log_dirty = on;
+    if (m->platform_ops.set_log_dirty)
+        m->platform_ops.set_log_dirty(m->platform_ops.opaque, on);
+}
+
 int machine_wakeup(struct machine *m)
 {
     struct machine_event ev = {.kind = MACHINE_EVENT_WAKEUP};
@@ -411,6 +420,7 @@ int machine_init(struct machine *m, const struct dm_options *opts,
     loop_work_init(&m->suspend_work, run_guest_suspend, m);
     bus_init(&m->bus);
     pci_bus_init(&m->pci, &m->bus);
+    fdsets_init(&m->fdsets);
 
     /* Without a domain the guest's RAM lives here, so pointer transfers
      * and qtest memory commands have somewhere to go. With one, the Xen
@@ -503,6 +513,7 @@ void machine_fini(struct machine *m)
     pci_host_fini(&m->host);
     bus_fini(&m->bus);
     local_ram_fini(&m->ram);
+    fdsets_fini(&m->fdsets);
 }
 
 void machine_add_observer(struct machine *m, struct machine_observer *obs)

@@ -23,6 +23,7 @@
 #include "../ioreq/dispatch.h"
 #include "../ioreq/ram.h"
 #include "../lib/loop.h"
+#include "fdset.h"
 #include "options.h"
 
 enum run_state {
@@ -80,6 +81,8 @@ struct machine_platform_ops {
     int (*poweroff)(void *opaque);
     int (*suspend)(void *opaque); /* S3: after the devices were reset */
     int (*wakeup)(void *opaque);
+    /* Live migration: report the pages the daemon writes. */
+    void (*set_log_dirty)(void *opaque, bool on);
     void *opaque;
 };
 
@@ -115,6 +118,9 @@ struct machine {
     struct uart uarts[MACHINE_MAX_UARTS];
     struct charbe *serial[MACHINE_MAX_UARTS];
     struct machine_pci_device *pci_devices;
+    /* Descriptors the control planes were handed (QMP add-fd). */
+    struct fdsets fdsets;
+    bool log_dirty;
 };
 
 int machine_init(struct machine *m, const struct dm_options *opts,
@@ -139,6 +145,10 @@ void machine_cont(struct machine *m);
 void machine_shutdown(struct machine *m, bool guest, const char *reason);
 
 const char *run_state_name(enum run_state s);
+
+/* Live-migration dirty logging (QMP xen-set-global-dirty-log, xenstore
+ * logdirty/cmd). */
+void machine_set_log_dirty(struct machine *m, bool on);
 
 /* S3 wake-up (QMP system_wakeup). */
 int machine_wakeup(struct machine *m);

@@ -108,6 +108,11 @@ static int xen_wakeup(void *opaque)
     return xen_transport_set_acpi_s_state(opaque, 0);
 }
 
+static void xen_log_dirty(void *opaque, bool on)
+{
+    xen_transport_set_log_dirty(opaque, on);
+}
+
 static int attach_domain(struct daemon *d)
 {
     struct machine_platform_ops ops;
@@ -121,6 +126,7 @@ static int attach_domain(struct daemon *d)
                                         .poweroff = xen_poweroff,
                                         .suspend = xen_suspend,
                                         .wakeup = xen_wakeup,
+                                        .set_log_dirty = xen_log_dirty,
                                         .opaque = d->xen};
     machine_set_platform_ops(&d->machine, &ops);
     machine_set_irq_backend(&d->machine, xen_transport_irq_sink(d->xen));

@@ -1,12 +1,14 @@
 #include "qmp.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <json.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "../lib/log.h"
 
@@ -470,6 +472,118 @@ static json_object *cmd_system_wakeup(struct qmp_request *req)
     return json_object_new_object();
 }
 
+static json_object *cmd_add_fd(struct qmp_request *req)
+{
+    json_object *v;
+    int64_t set_id = -1;
+    const char *opaque = NULL;
+    bool bad = false;
+    int fd, id;
+
+    if (req->args && json_object_object_get_ex(req->args, "fdset-id", &v)) {
+        if (!json_object_is_type(v, json_type_int) ||
+            (set_id = json_object_get_int64(v)) < 0 || set_id > 0xffff)
+            return set_error(req, "GenericError",
+                             "Invalid parameter type for 'fdset-id', expected: "
+                             "integer");
+    }
+    opaque = string_arg(req, "opaque", &bad);
+    if (bad)
+        return NULL;
+    fd = conn_take_fd(req->c);
+    if (fd < 0)
+        return set_error(req, "GenericError",
+                         "No file descriptor supplied via SCM_RIGHTS");
+    id = fdsets_add(&req->s->m->fdsets, (int)set_id, fd, opaque);
+    if (id < 0) {
+        close(fd);
+        return set_error(req, "GenericError", "too many file descriptor sets");
+    }
+    v = json_object_new_object();
+    json_object_object_add(v, "fdset-id", json_object_new_int(id));
+    json_object_object_add(v, "fd", json_object_new_int(fd));
+    return v;
+}
+
+static json_object *cmd_remove_fd(struct qmp_request *req)
+{
+    json_object *v;
+    int64_t set_id = -1, fd = -1;
+
+    if (!req->args || !json_object_object_get_ex(req->args, "fdset-id", &v) ||
+        !json_object_is_type(v, json_type_int))
+        return set_error(req, "GenericError", "Parameter 'fdset-id' is missing");
+    set_id = json_object_get_int64(v);
+    if (json_object_object_get_ex(req->args, "fd", &v)) {
+        if (!json_object_is_type(v, json_type_int))
+            return set_error(req, "GenericError",
+                             "Invalid parameter type for 'fd', expected: "
+                             "integer");
+        fd = json_object_get_int64(v);
+    }
+    if (set_id < 0 || set_id > 0xffff || fd > 0x7fffffff ||
+        fdsets_remove(&req->s->m->fdsets, (int)set_id, (int)fd) < 0)
+        return set_error(req, "GenericError",
+                         "File descriptor named 'fdset-id:%" PRId64 "' not found",
+                         set_id);
+    return json_object_new_object();
+}
+
+static json_object *chardev_info(const char *label, const char *filename)
+{
+    json_object *c = json_object_new_object();
+
+    json_object_object_add(c, "frontend-open", json_object_new_boolean(1));
+    json_object_object_add(c, "filename", json_object_new_string(filename));
+    json_object_object_add(c, "label", json_object_new_string(label));
+    return c;
+}
+
+/* libxl reads the serial<N> entries whose filename starts with "pty:" and
+ * publishes the path as /local/domain/<domid>/serial/<N>/tty. */
+static json_object *cmd_query_chardev(struct qmp_request *req)
+{
+    const struct machine *m = req->s->m;
+    json_object *ret;
+
+    if (!no_arguments(req))
+        return NULL;
+    ret = json_object_new_array();
+    for (unsigned i = 0; i < m->n_uarts; i++) {
+        char label[16];
+
+        snprintf(label, sizeof(label), "serial%u", i);
+        json_object_array_add(ret, chardev_info(label,
+                                                charbe_filename(m->serial[i])));
+    }
+    return ret;
+}
+
+static json_object *cmd_query_vnc(struct qmp_request *req)
+{
+    json_object *ret;
+
+    if (!no_arguments(req))
+        return NULL;
+    ret = json_object_new_object();
+    json_object_object_add(ret, "enabled", json_object_new_boolean(0));
+    return ret;
+}
+
+static json_object *cmd_xen_set_global_dirty_log(struct qmp_request *req)
+{
+    json_object *v;
+
+    if (!req->args || !json_object_object_get_ex(req->args, "enable", &v))
+        return set_error(req, "GenericError", "Parameter 'enable' is missing");
+    if (!json_object_is_type(v, json_type_boolean))
+        return set_error(req, "GenericError",
+                         "Invalid parameter type for 'enable', expected: "
+                         "boolean");
+    machine_set_log_dirty(req->s->m, json_object_get_boolean(v));
+    return json_object_new_object();
+}
+
 static json_object *cmd_query_commands(struct qmp_request *req);
 
 static const struct {
@@ -486,6 +600,11 @@ static const struct {
     {"device_add", cmd_device_add},
     {"device_del", cmd_device_del},
     {"system_wakeup", cmd_system_wakeup},
+    {"add-fd", cmd_add_fd},
+    {"remove-fd", cmd_remove_fd},
+    {"query-chardev", cmd_query_chardev},
+    {"query-vnc", cmd_query_vnc},
+    {"xen-set-global-dirty-log", cmd_xen_set_global_dirty_log},
     {"query-version", cmd_query_version},
     {"query-commands", cmd_query_commands},
 };
