@@ -7,6 +7,7 @@ import os
 import pytest
 
 import xendm
+import xenstored as xenstored_mod
 
 
 def pytest_report_header(config):
@@ -59,3 +60,23 @@ def qtest_daemon(start_daemon):
 @pytest.fixture
 def qmp_daemon(start_daemon):
     return start_daemon(qmp=True)
+
+
+@pytest.fixture
+def xenstored():
+    """A real xenstored (xenstored.Xenstored), started in a fresh directory
+    and removed afterwards. Skips the test only if Debian's xenstored cannot
+    be fetched; fails it if the daemon died during the test."""
+    try:
+        daemon = xenstored_mod.Xenstored()
+    except xenstored_mod.Unavailable as e:
+        pytest.skip(str(e))
+    try:
+        daemon.start()
+        yield daemon
+        died = not daemon.alive()
+        log = daemon.log()
+    finally:
+        daemon.cleanup()
+    if died:
+        pytest.fail("xenstored died during the test:\n" + log, pytrace=False)
