@@ -332,6 +332,20 @@ int xen_transport_set_acpi_s_state(struct xen_transport *t, unsigned state)
     return 0;
 }
 
+void xen_transport_pause(struct xen_transport *t, bool paused)
+{
+    /* Events stay pending in the event-channel device meanwhile: the vCPUs
+     * that sent them wait, nothing is lost. */
+    if (t->evtchn_watch)
+        loop_mod_fd(t->evtchn_watch, paused ? 0 : EPOLLIN);
+    if (!paused) {
+        drain_buffered(t);
+        for (unsigned vcpu = 0; vcpu < t->nr_vcpus; vcpu++)
+            handle_sync(t, vcpu);
+    }
+    log_info("xen: request handling %s", paused ? "paused" : "resumed");
+}
+
 void xen_transport_set_log_dirty(struct xen_transport *t, bool on)
 {
     t->mapcache.log_dirty = on;

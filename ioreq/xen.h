@@ -33,6 +33,9 @@ const struct irq_sink *xen_transport_irq_sink(struct xen_transport *t);
 int xen_transport_shutdown(struct xen_transport *t, unsigned reason);
 int xen_transport_set_acpi_s_state(struct xen_transport *t, unsigned state);
 
+/* While paused (a saved domain), requests wait in their rings. */
+void xen_transport_pause(struct xen_transport *t, bool paused);
+
 /* While on, every guest page the daemon writes is reported with
  * modified_memory (live migration, §3.3). */
 void xen_transport_set_log_dirty(struct xen_transport *t, bool on);
