@@ -154,7 +154,17 @@ int main(int argc, char **argv)
 {
     struct daemon d = {.signal_fd = -1};
     const char *trace_env = getenv("XEN_DM_TRACE");
+    const char *limit_env = getenv("XEN_QEMU_CONSOLE_LIMIT");
     int rc;
+
+    /* libxl sets it (1 MiB) for every device model it spawns. */
+    if (limit_env && *limit_env) {
+        char *end;
+        unsigned long long limit = strtoull(limit_env, &end, 10);
+
+        if (!*end)
+            log_set_byte_limit(limit);
+    }
 
     rc = options_parse(argc, argv, &d.opts);
     if (rc != 0) {

@@ -10,6 +10,13 @@
 
 static enum log_level current_level = LOG_INFO;
 static FILE *log_stream;
+static uint64_t byte_limit, bytes_written;
+
+void log_set_byte_limit(uint64_t limit)
+{
+    byte_limit = limit;
+    bytes_written = 0;
+}
 
 static const char *const level_names[] = {
     [LOG_ERR] = "error", [LOG_WARN] = "warning", [LOG_INFO] = "info",
@@ -25,16 +32,33 @@ static void log_vprint(const char *tag, const char *fmt, va_list ap)
     struct timeval tv;
     struct tm tm;
     char line[1024];
-    int n;
+    int n, prefix_len;
 
     gettimeofday(&tv, NULL);
     localtime_r(&tv.tv_sec, &tm);
-    n = snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld xen-dm %s: ",
-                 tm.tm_hour, tm.tm_min, tm.tm_sec, (long)tv.tv_usec / 1000,
-                 tag);
+    prefix_len = snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld xen-dm ",
+                          tm.tm_hour, tm.tm_min, tm.tm_sec,
+                          (long)tv.tv_usec / 1000);
+    n = prefix_len + snprintf(line + prefix_len, sizeof(line) - prefix_len,
+                              "%s: ", tag);
     if (n < 0 || (size_t)n >= sizeof(line))
         n = 0;
     vsnprintf(line + n, sizeof(line) - n, fmt, ap);
+    if (byte_limit) {
+        size_t len = strlen(line) + 1;
+
+        if (bytes_written >= byte_limit)
+            return;
+        bytes_written += len;
+        if (bytes_written >= byte_limit) {
+            /* The same prefix as every line, so log readers parse it. */
+            fprintf(out, "%.*swarning: log limit of %llu bytes reached "
+                    "(XEN_QEMU_CONSOLE_LIMIT): no further messages\n",
+                    prefix_len, line, (unsigned long long)byte_limit);
+            fflush(out);
+            return;
+        }
+    }
     /* One write per line keeps lines whole when stderr is shared. */
     fprintf(out, "%s\n", line);
     fflush(out);

@@ -17,6 +17,10 @@ void log_set_level(enum log_level level);
 enum log_level log_get_level(void);
 /* Redirects log output (tests capture it); NULL restores stderr. */
 void log_set_stream(FILE *stream);
+/* Caps the bytes ever written (libxl's XEN_QEMU_CONSOLE_LIMIT, XSA-180:
+ * a guest must not fill dom0's disk through our log); 0 = no cap. Once
+ * reached, one last line says so and the log falls silent. */
+void log_set_byte_limit(uint64_t limit);
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

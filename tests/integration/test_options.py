@@ -307,3 +307,15 @@ def test_libxl_qemu_trad_restore_and_no_nic(start_daemon):
                       "-loadvm", "/var/lib/xen/qemu-resume.5", "-gfx_passthru", "-M", "xenfv"], qmp=True)
     assert serves_qmp(d) == "running"
     assert not_yet_warnings(d) == {"net": 1, "loadvm": 1, "gfx_passthru": 1}
+
+
+def test_console_limit_caps_the_log(start_daemon):
+    """libxl sets XEN_QEMU_CONSOLE_LIMIT (XSA-180): a client provoking log
+    lines without end cannot grow the log past it."""
+    d = start_daemon(["-m", "8"], qtest=True, env={"XEN_QEMU_CONSOLE_LIMIT": "600"})
+    q = d.qtest()
+    for i in range(2000):
+        q.cmd("bogus%d" % i)
+    size = len(d.stderr().encode())
+    assert size < 600 + 200, size
+    assert "log limit of 600 bytes reached" in d.stderr()
