@@ -757,7 +757,10 @@ static int save_machine_section(const struct machine *m, struct ss_writer *w)
 
 static int save_devices(const struct machine *m, struct ss_writer *w)
 {
-    save_machine_section(m, w);
+    int rc = save_machine_section(m, w);
+
+    if (rc < 0)
+        return rc;
     pci_host_save(&m->host, w);
     i440fx_save(&m->i440fx, w);
     piix3_save(&m->piix3, w);
@@ -802,12 +805,12 @@ static bool printable(const char *s)
     return true;
 }
 
-static void check_device(const struct machine *m, struct ss_reader *r,
+static void check_device(struct machine *m, struct ss_reader *r,
                          const struct saved_device *list, size_t i)
 {
     const struct saved_device *sd = &list[i];
     const struct pci_function *f = pci_find_function(&m->pci, sd->devfn);
-    struct machine_pci_device *const *pp;
+    struct machine_pci_device **pp;
 
     if (strcmp(sd->driver, "pci-testdev")) {
         ss_fail(r, "devices", "device %zu: driver '%s' is unknown", i,
@@ -827,7 +830,7 @@ static void check_device(const struct machine *m, struct ss_reader *r,
             return;
         }
     }
-    pp = find_device_link((struct machine *)m, sd->devfn);
+    pp = find_device_link(m, sd->devfn);
     if (pp && strcmp((*pp)->id, sd->id))
         ss_fail(r, "devices", "00:%02x.%x holds '%s' here, the stream has "
                 "'%s'", PCI_SLOT(sd->devfn), PCI_FUNC(sd->devfn), (*pp)->id,

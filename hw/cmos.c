@@ -126,7 +126,7 @@ static uint8_t host_century_bcd(void)
     return (uint8_t)((century / 10) << 4 | century % 10);
 }
 
-/* --- ports ------------------------------------------------------------------ */
+/* --- ports ---------------------------------------------------------------- */
 
 static uint64_t cmos_port_read(void *opaque, uint64_t off, unsigned size)
 {
@@ -172,7 +172,7 @@ static const struct bus_region_ops cmos_port_ops = {
     .max_access = 1,
 };
 
-/* --- setup ------------------------------------------------------------------ */
+/* --- setup ---------------------------------------------------------------- */
 
 int cmos_init(struct cmos *s, struct bus *bus, const struct cmos_config *cfg)
 {
@@ -231,7 +231,7 @@ void cmos_set(struct cmos *s, unsigned index, uint8_t value)
         s->nvram[index] = value;
 }
 
-/* --- save and restore ------------------------------------------------------ */
+/* --- save and restore ----------------------------------------------------- */
 
 #define CMOS_SS_NAME "cmos"
 #define CMOS_SS_VERSION 1

@@ -104,7 +104,7 @@ void i440fx_reset(struct i440fx *s) { pci_function_reset(&s->fn); }
 
 void i440fx_fini(struct i440fx *s) { pci_unregister_function(&s->fn); }
 
-/* --- save and restore ------------------------------------------------------ */
+/* --- save and restore ----------------------------------------------------- */
 
 #define I440FX_SS_NAME "i440fx"
 #define I440FX_SS_VERSION 1

@@ -273,7 +273,7 @@ void pci_testdev_destroy(struct pci_testdev *d)
     free(d);
 }
 
-/* --- save and restore ------------------------------------------------------ */
+/* --- save and restore ----------------------------------------------------- */
 
 #define PCI_TESTDEV_SS_NAME "pci-testdev"
 #define PCI_TESTDEV_SS_VERSION 1

@@ -486,7 +486,7 @@ struct pcihp_event pcihp_shown_event(const struct pcihp *hp)
     return (struct pcihp_event){PCIHP_EVENT_INSERT, 0};
 }
 
-/* --- save and restore ------------------------------------------------------ */
+/* --- save and restore ----------------------------------------------------- */
 
 #define PCIHP_SS_NAME "pcihp"
 #define PCIHP_SS_VERSION 1
@@ -593,10 +593,13 @@ static void check_queue(const struct pcihp *hp, struct ss_reader *r,
             }
             inserts |= bit;
         } else {
-            /* Announced on the slot's first present function. */
+            /* Announced on the slot's first present function (a pending
+             * slot always has one). */
+            unsigned first = (unsigned)__builtin_ctz(
+                sv->functions_present[slot] | 0x100u);
+
             if (!(sv->removal_pending & bit) || (removes & bit) ||
-                PCI_FUNC(ev->devfn) !=
-                    (unsigned)__builtin_ctz(sv->functions_present[slot] | 0x100)) {
+                PCI_FUNC(ev->devfn) != first) {
                 ss_fail(r, "queue", "event %u: removal of 00:%02x.%x, which "
                         "is %s", i, slot, PCI_FUNC(ev->devfn),
                         removes & bit ? "announced twice"

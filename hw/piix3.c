@@ -268,7 +268,7 @@ bool piix3_a20_enabled(const struct piix3 *s)
     return s->port92 & PIIX3_PORT92_A20;
 }
 
-/* --- save and restore ------------------------------------------------------ */
+/* --- save and restore ----------------------------------------------------- */
 
 #define PIIX3_SS_NAME "piix3"
 #define PIIX3_SS_VERSION 1

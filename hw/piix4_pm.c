@@ -469,7 +469,7 @@ void piix4_pm_machine_ready(struct piix4_pm *pm)
     config[PIIX4_DEVRESC + 3] = power_on[PIIX4_DEVRESC + 3] = devresc;
 }
 
-/* --- save and restore ------------------------------------------------------ */
+/* --- save and restore ----------------------------------------------------- */
 
 #define PIIX4_PM_SS_NAME "piix4-pm"
 #define PIIX4_PM_SS_VERSION 1

@@ -160,7 +160,7 @@ static const struct bus_region_ops bm_ops = {
     .max_access = 4,
 };
 
-/* --- PCI function ---------------------------------------------------------- */
+/* --- PCI function --------------------------------------------------------- */
 
 static void piix_ide_config_write(struct pci_function *f, unsigned reg,
                                   uint32_t value, unsigned size)
@@ -214,7 +214,7 @@ void piix_ide_fini(struct piix_ide *s) { pci_unregister_function(&s->fn); }
 
 void piix_ide_reset(struct piix_ide *s) { pci_function_reset(&s->fn); }
 
-/* --- save and restore ------------------------------------------------------ */
+/* --- save and restore ----------------------------------------------------- */
 
 #define PIIX_IDE_SS_NAME "piix-ide"
 #define PIIX_IDE_SS_VERSION 1

@@ -49,7 +49,7 @@ static bool valid_name(const char *name, size_t len)
     return true;
 }
 
-/* --- writer ---------------------------------------------------------------- */
+/* --- writer --------------------------------------------------------------- */
 
 void ss_writer_init(struct ss_writer *w)
 {
@@ -125,7 +125,10 @@ int ss_put_u8(struct ss_writer *w, uint8_t v) { return put_int(w, v, 1); }
 int ss_put_u16(struct ss_writer *w, uint16_t v) { return put_int(w, v, 2); }
 int ss_put_u32(struct ss_writer *w, uint32_t v) { return put_int(w, v, 4); }
 int ss_put_u64(struct ss_writer *w, uint64_t v) { return put_int(w, v, 8); }
-int ss_put_bool(struct ss_writer *w, bool v) { return put_int(w, v ? 1 : 0, 1); }
+int ss_put_bool(struct ss_writer *w, bool v)
+{
+    return put_int(w, v ? 1 : 0, 1);
+}
 
 int ss_put_string(struct ss_writer *w, const char *s)
 {
@@ -237,7 +240,7 @@ int ss_write_fd(int fd, const uint8_t *buf, size_t len)
     return rc;
 }
 
-/* --- reader: errors ----------------------------------------------------------- */
+/* --- reader: errors ------------------------------------------------------- */
 
 static int reader_fail_va(struct ss_reader *r, int err, const char *field,
                           const char *fmt, va_list ap)
@@ -246,23 +249,21 @@ static int reader_fail_va(struct ss_reader *r, int err, const char *field,
      * it commits): the field still belongs to the section just closed. */
     const struct ss_section *s = r->cur ? r->cur : field ? r->last : NULL;
     char what[200];
-    int n;
 
     if (r->error)
         return r->error;
     r->error = err;
     vsnprintf(what, sizeof(what), fmt, ap);
     if (s && field)
-        n = snprintf(r->message, sizeof(r->message),
-                     "section '%s' instance 0x%x v%u, field '%s': %s",
-                     s->name, s->instance, s->version, field, what);
+        snprintf(r->message, sizeof(r->message),
+                 "section '%s' instance 0x%x v%u, field '%s': %s", s->name,
+                 s->instance, s->version, field, what);
     else if (s)
-        n = snprintf(r->message, sizeof(r->message),
-                     "section '%s' instance 0x%x v%u: %s", s->name,
-                     s->instance, s->version, what);
+        snprintf(r->message, sizeof(r->message),
+                 "section '%s' instance 0x%x v%u: %s", s->name, s->instance,
+                 s->version, what);
     else
-        n = snprintf(r->message, sizeof(r->message), "stream: %s", what);
-    (void)n;
+        snprintf(r->message, sizeof(r->message), "stream: %s", what);
     /* One line per refused stream; a peer feeding us stream after stream
      * still cannot flood the log. */
     log_ratelimited(LOG_ERR, "savestate: device state refused: %s", r->message);
@@ -270,7 +271,8 @@ static int reader_fail_va(struct ss_reader *r, int err, const char *field,
 }
 
 static int reader_fail(struct ss_reader *r, int err, const char *field,
-                       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+                       const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 static int reader_fail(struct ss_reader *r, int err, const char *field,
                        const char *fmt, ...)
@@ -299,7 +301,7 @@ bool ss_ok(const struct ss_reader *r) { return r->error == 0; }
 
 const char *ss_reader_error(const struct ss_reader *r) { return r->message; }
 
-/* --- reader: structure -------------------------------------------------------- */
+/* --- reader: structure ---------------------------------------------------- */
 
 static struct ss_section *find_section(const struct ss_reader *r,
                                        const char *name, uint32_t instance)
@@ -316,10 +318,8 @@ static struct ss_section *find_section(const struct ss_reader *r,
 static int index_sections(struct ss_reader *r)
 {
     size_t pos = SS_HEADER_SIZE, limit = r->len - 4; /* CRC excluded */
+    size_t cap = 0;
 
-    r->sections = calloc(SS_MAX_SECTIONS, sizeof(*r->sections));
-    if (!r->sections)
-        return reader_fail(r, -ENOMEM, NULL, "out of memory");
     for (;;) {
         struct ss_section s = {0};
         size_t name_len;
@@ -364,6 +364,15 @@ static int index_sections(struct ss_reader *r)
         if (r->n_sections == SS_MAX_SECTIONS)
             return reader_fail(r, -EBADMSG, NULL, "more than %d sections",
                                SS_MAX_SECTIONS);
+        if (r->n_sections == cap) {
+            struct ss_section *grown;
+
+            cap = cap ? 2 * cap : 32;
+            grown = realloc(r->sections, cap * sizeof(*grown));
+            if (!grown)
+                return reader_fail(r, -ENOMEM, NULL, "out of memory");
+            r->sections = grown;
+        }
         r->sections[r->n_sections++] = s;
         pos += s.len;
     }
@@ -549,7 +558,7 @@ int ss_reader_finish(struct ss_reader *r)
     return 0;
 }
 
-/* --- reader: fields ------------------------------------------------------------ */
+/* --- reader: fields ------------------------------------------------------- */
 
 static int take(struct ss_reader *r, const char *field, size_t n,
                 const uint8_t **p)

@@ -216,24 +216,29 @@ static void update_char_time(struct uart *u)
     u->char_time_ns = (uint64_t)bits * divisor * 1000000000ull / UART_BAUD_BASE;
 }
 
-static uint8_t modem_inputs(const struct uart *u)
+static uint8_t modem_inputs_for(uint8_t mcr)
 {
     uint8_t in = 0;
 
-    if (!(u->mcr & MCR_LOOP)) {
+    if (!(mcr & MCR_LOOP)) {
         /* The far end of a virtual line is always there and ready. */
         return MSR_CTS | MSR_DSR | MSR_DCD;
     }
     /* Loopback wires the modem outputs to the inputs inside the chip. */
-    if (u->mcr & MCR_RTS)
+    if (mcr & MCR_RTS)
         in |= MSR_CTS;
-    if (u->mcr & MCR_DTR)
+    if (mcr & MCR_DTR)
         in |= MSR_DSR;
-    if (u->mcr & MCR_OUT1)
+    if (mcr & MCR_OUT1)
         in |= MSR_RI;
-    if (u->mcr & MCR_OUT2)
+    if (mcr & MCR_OUT2)
         in |= MSR_DCD;
     return in;
+}
+
+static uint8_t modem_inputs(const struct uart *u)
+{
+    return modem_inputs_for(u->mcr);
 }
 
 static void update_modem_status(struct uart *u)
@@ -549,7 +554,7 @@ void uart_fini(struct uart *u)
     }
 }
 
-/* --- save and restore ------------------------------------------------------ */
+/* --- save and restore ----------------------------------------------------- */
 
 #define UART_SS_NAME "uart"
 #define UART_SS_VERSION 1
@@ -589,7 +594,6 @@ int uart_save(const struct uart *u, struct ss_writer *w)
 static void check_saved(struct ss_reader *r, const struct uart_saved *sv)
 {
     bool fifo = sv->fcr & FCR_FIFO_ENABLE;
-    struct uart probe = {.mcr = sv->mcr};
 
     if (sv->ier & ~IER_MASK)
         ss_fail(r, "ier", "0x%02x has reserved bits", sv->ier);
@@ -598,9 +602,9 @@ static void check_saved(struct ss_reader *r, const struct uart_saved *sv)
     else if (sv->lsr_errors & ~LSR_ERRORS)
         ss_fail(r, "lsr_errors", "0x%02x is not a set of error bits",
                 sv->lsr_errors);
-    else if ((sv->msr & ~MSR_DELTAS) != modem_inputs(&probe))
+    else if ((sv->msr & ~MSR_DELTAS) != modem_inputs_for(sv->mcr))
         ss_fail(r, "msr", "0x%02x: the modem lines read 0x%02x with MCR "
-                "0x%02x", sv->msr, modem_inputs(&probe), sv->mcr);
+                "0x%02x", sv->msr, modem_inputs_for(sv->mcr), sv->mcr);
     else if (sv->fcr & ~(FCR_FIFO_ENABLE | FCR_DMA_MODE | FCR_RCVR_TRIGGER))
         ss_fail(r, "fcr", "0x%02x has bits FCR never keeps", sv->fcr);
     else if (!fifo && sv->fcr)

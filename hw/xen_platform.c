@@ -313,7 +313,7 @@ void xen_platform_fini(struct xen_platform *p)
     log_flush(p);
 }
 
-/* --- save and restore ------------------------------------------------------ */
+/* --- save and restore ----------------------------------------------------- */
 
 #define XEN_PLATFORM_SS_NAME "xen-platform"
 #define XEN_PLATFORM_SS_VERSION 1
@@ -346,7 +346,8 @@ int xen_platform_save(const struct xen_platform *p, struct ss_writer *w)
 }
 
 /* Everything but the log text, which is checked as it is read. */
-static void check_saved(struct ss_reader *r, const struct xen_platform_saved *sv)
+static void check_saved(struct ss_reader *r,
+                        const struct xen_platform_saved *sv)
 {
     if (sv->flags & ~XEN_PLATFORM_FLAG_ROM_LOCK)
         ss_fail(r, "flags", "0x%02x: only ROM_LOCK (0x%02x) is kept",

@@ -37,7 +37,7 @@
 #include "../../lib/log.h"
 #include "../../lib/loop.h"
 
-/* ---- streams ---------------------------------------------------------------- */
+/* ---- streams ------------------------------------------------------------- */
 
 struct stream {
     uint8_t *buf;
@@ -204,7 +204,7 @@ static struct stream read_all(int fd)
     return s;
 }
 
-/* ---- the format itself ---------------------------------------------------------- */
+/* ---- the format itself --------------------------------------------------- */
 
 static void test_format_fields_round_trip(void **state)
 {
@@ -212,7 +212,7 @@ static void test_format_fields_round_trip(void **state)
     struct ss_reader r;
     struct stream s;
     uint32_t version;
-    uint8_t u8, bytes[5];
+    uint8_t u8, bytes[5], skip[32];
     uint16_t u16;
     uint32_t u32;
     uint64_t u64;
@@ -290,7 +290,7 @@ static void test_format_fields_round_trip(void **state)
     ss_reader_fini(&r);
     assert_int_equal(ss_reader_init(&r, s.buf, s.len), 0);
     assert_int_equal(ss_open_section(&r, "alpha", 7, 3, &version), 0);
-    ss_get_bytes(&r, "skip", bytes, 1 + 2 + 4 + 8 + 1 + 5);
+    ss_get_bytes(&r, "skip", skip, 1 + 2 + 4 + 8 + 1 + 5);
     assert_int_equal(ss_get_string(&r, "str", str, 5), -EINVAL);
     ss_reader_fini(&r);
     assert_int_equal(ss_reader_init(&r, s.buf, s.len), 0);
@@ -302,14 +302,15 @@ static void test_format_fields_round_trip(void **state)
     /* A missing section. */
     assert_int_equal(ss_reader_init(&r, s.buf, s.len), 0);
     assert_int_equal(ss_open_section(&r, "gamma", 0, 1, &version), -EBADMSG);
-    assert_non_null(strstr(ss_reader_error(&r), "'gamma' instance 0x0 missing"));
+    assert_non_null(
+        strstr(ss_reader_error(&r), "'gamma' instance 0x0 missing"));
     ss_reader_fini(&r);
     /* Booleans are 0 or 1 only. */
     s.buf[section_offset(&s, "alpha", 7) + 15] = 2;
     ss_stream_reseal(s.buf, s.len);
     assert_int_equal(ss_reader_init(&r, s.buf, s.len), 0);
     assert_int_equal(ss_open_section(&r, "alpha", 7, 3, &version), 0);
-    ss_get_bytes(&r, "skip", bytes, 1 + 2 + 4 + 8);
+    ss_get_bytes(&r, "skip", skip, 1 + 2 + 4 + 8);
     assert_int_equal(ss_get_bool(&r, "b", &b), -EINVAL);
     assert_non_null(strstr(ss_reader_error(&r), "not a boolean"));
     ss_reader_fini(&r);
@@ -538,7 +539,7 @@ static void test_format_fd(void **state)
     stream_free(&good);
 }
 
-/* ---- device rigs ---------------------------------------------------------------- */
+/* ---- device rigs --------------------------------------------------------- */
 
 struct recorder {
     bool level[16];
@@ -692,10 +693,16 @@ static void expect_refused(const struct dev_io *io, void *dev,
 #define PCI_OFF_BARS_MAPPED PCI_CONFIG_SIZE
 #define PCI_OFF_DEVICE (PCI_CONFIG_SIZE + 1)
 
-/* ---- uart --------------------------------------------------------------------- */
+/* ---- uart ---------------------------------------------------------------- */
 
-static int uart_save_v(const void *d, struct ss_writer *w) { return uart_save(d, w); }
-static int uart_load_v(void *d, struct ss_reader *r) { return uart_load(d, r); }
+static int uart_save_v(const void *d, struct ss_writer *w)
+{
+    return uart_save(d, w);
+}
+static int uart_load_v(void *d, struct ss_reader *r)
+{
+    return uart_load(d, r);
+}
 static const struct dev_io uart_io = {uart_save_v, uart_load_v};
 
 enum { U_RBR, U_IER, U_IIR, U_LCR, U_MCR, U_LSR, U_MSR, U_SCR };
@@ -828,10 +835,16 @@ static void test_uart_round_trip(void **state)
     rig_free(g3);
 }
 
-/* ---- cmos ---------------------------------------------------------------------- */
+/* ---- cmos ---------------------------------------------------------------- */
 
-static int cmos_save_v(const void *d, struct ss_writer *w) { return cmos_save(d, w); }
-static int cmos_load_v(void *d, struct ss_reader *r) { return cmos_load(d, r); }
+static int cmos_save_v(const void *d, struct ss_writer *w)
+{
+    return cmos_save(d, w);
+}
+static int cmos_load_v(void *d, struct ss_reader *r)
+{
+    return cmos_load(d, r);
+}
 static const struct dev_io cmos_io = {cmos_save_v, cmos_load_v};
 
 static void test_cmos_round_trip(void **state)
@@ -872,19 +885,43 @@ static void test_cmos_round_trip(void **state)
     rig_free(g2);
 }
 
-/* ---- PCI host, i440FX, PIIX3, IDE ---------------------------------------------- */
+/* ---- PCI host, i440FX, PIIX3, IDE ---------------------------------------- */
 
-static int host_save_v(const void *d, struct ss_writer *w) { return pci_host_save(d, w); }
-static int host_load_v(void *d, struct ss_reader *r) { return pci_host_load(d, r); }
+static int host_save_v(const void *d, struct ss_writer *w)
+{
+    return pci_host_save(d, w);
+}
+static int host_load_v(void *d, struct ss_reader *r)
+{
+    return pci_host_load(d, r);
+}
 static const struct dev_io host_io = {host_save_v, host_load_v};
-static int i440fx_save_v(const void *d, struct ss_writer *w) { return i440fx_save(d, w); }
-static int i440fx_load_v(void *d, struct ss_reader *r) { return i440fx_load(d, r); }
+static int i440fx_save_v(const void *d, struct ss_writer *w)
+{
+    return i440fx_save(d, w);
+}
+static int i440fx_load_v(void *d, struct ss_reader *r)
+{
+    return i440fx_load(d, r);
+}
 static const struct dev_io i440fx_io = {i440fx_save_v, i440fx_load_v};
-static int piix3_save_v(const void *d, struct ss_writer *w) { return piix3_save(d, w); }
-static int piix3_load_v(void *d, struct ss_reader *r) { return piix3_load(d, r); }
+static int piix3_save_v(const void *d, struct ss_writer *w)
+{
+    return piix3_save(d, w);
+}
+static int piix3_load_v(void *d, struct ss_reader *r)
+{
+    return piix3_load(d, r);
+}
 static const struct dev_io piix3_io = {piix3_save_v, piix3_load_v};
-static int ide_save_v(const void *d, struct ss_writer *w) { return piix_ide_save(d, w); }
-static int ide_load_v(void *d, struct ss_reader *r) { return piix_ide_load(d, r); }
+static int ide_save_v(const void *d, struct ss_writer *w)
+{
+    return piix_ide_save(d, w);
+}
+static int ide_load_v(void *d, struct ss_reader *r)
+{
+    return piix_ide_load(d, r);
+}
 static const struct dev_io ide_io = {ide_save_v, ide_load_v};
 
 static void test_pci_host_and_i440fx_round_trip(void **state)
@@ -1084,10 +1121,16 @@ static void test_piix_ide_round_trip(void **state)
     rig_free(g3);
 }
 
-/* ---- PIIX4 PM -------------------------------------------------------------------- */
+/* ---- PIIX4 PM ------------------------------------------------------------ */
 
-static int pm_save_v(const void *d, struct ss_writer *w) { return piix4_pm_save(d, w); }
-static int pm_load_v(void *d, struct ss_reader *r) { return piix4_pm_load(d, r); }
+static int pm_save_v(const void *d, struct ss_writer *w)
+{
+    return piix4_pm_save(d, w);
+}
+static int pm_load_v(void *d, struct ss_reader *r)
+{
+    return piix4_pm_load(d, r);
+}
 static const struct dev_io pm_io = {pm_save_v, pm_load_v};
 
 #define PM_OFF(field_off) (PCI_OFF_DEVICE + (field_off))
@@ -1186,10 +1229,16 @@ static void test_piix4_pm_round_trip(void **state)
     rig_free(g4);
 }
 
-/* ---- Xen platform device --------------------------------------------------------- */
+/* ---- Xen platform device ------------------------------------------------- */
 
-static int plat_save_v(const void *d, struct ss_writer *w) { return xen_platform_save(d, w); }
-static int plat_load_v(void *d, struct ss_reader *r) { return xen_platform_load(d, r); }
+static int plat_save_v(const void *d, struct ss_writer *w)
+{
+    return xen_platform_save(d, w);
+}
+static int plat_load_v(void *d, struct ss_reader *r)
+{
+    return xen_platform_load(d, r);
+}
 static const struct dev_io plat_io = {plat_save_v, plat_load_v};
 
 static int rec_rom_lock(void *opaque, bool lock)
@@ -1291,10 +1340,16 @@ static void test_xen_platform_round_trip(void **state)
     }
 }
 
-/* ---- pci-testdev --------------------------------------------------------------- */
+/* ---- pci-testdev --------------------------------------------------------- */
 
-static int tdev_save_v(const void *d, struct ss_writer *w) { return pci_testdev_save(d, w); }
-static int tdev_load_v(void *d, struct ss_reader *r) { return pci_testdev_load(d, r); }
+static int tdev_save_v(const void *d, struct ss_writer *w)
+{
+    return pci_testdev_save(d, w);
+}
+static int tdev_load_v(void *d, struct ss_reader *r)
+{
+    return pci_testdev_load(d, r);
+}
 static const struct dev_io tdev_io = {tdev_save_v, tdev_load_v};
 
 #define TDEV_DEVFN PCI_DEVFN(5, 0)
@@ -1343,10 +1398,16 @@ static void test_pci_testdev_round_trip(void **state)
     rig_free(g2);
 }
 
-/* ---- PCI hot-plug controller ---------------------------------------------------- */
+/* ---- PCI hot-plug controller --------------------------------------------- */
 
-static int hp_save_v(const void *d, struct ss_writer *w) { return pcihp_save(d, w); }
-static int hp_load_v(void *d, struct ss_reader *r) { return pcihp_load(d, r); }
+static int hp_save_v(const void *d, struct ss_writer *w)
+{
+    return pcihp_save(d, w);
+}
+static int hp_load_v(void *d, struct ss_reader *r)
+{
+    return pcihp_load(d, r);
+}
 static const struct dev_io hp_io = {hp_save_v, hp_load_v};
 
 struct hp_rig {
@@ -1422,7 +1483,8 @@ static unsigned hp_guest_drain(struct hp_rig *h, uint8_t *out)
 {
     unsigned n = 0;
 
-    for (unsigned round = 0; round < 8 && pcihp_queued_events(&h->hp); round++) {
+    for (unsigned round = 0; round < 8 && pcihp_queued_events(&h->hp);
+         round++) {
         uint8_t code = (uint8_t)rd(h->g, PCIHP_QEMU_TRAD_BASE + PCIHP_PSTA, 1);
         uint8_t devfn = (uint8_t)rd(h->g, PCIHP_QEMU_TRAD_BASE + PCIHP_PSTB, 1);
 
@@ -1575,7 +1637,7 @@ static void test_pcihp_round_trip(void **state)
     hp_rig_free(hx);
 }
 
-/* ---- the machine --------------------------------------------------------------- */
+/* ---- the machine --------------------------------------------------------- */
 
 struct mfx {
     struct loop *loop;
@@ -1948,7 +2010,7 @@ static void test_machine_trad_round_trip(void **state)
     mfx_free(m2);
 }
 
-/* ---- the machine against hostile streams ---------------------------------------- */
+/* ---- the machine against hostile streams --------------------------------- */
 
 struct hostile {
     struct mfx *src, *dst;
