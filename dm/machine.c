@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../hw/savestate.h"
 #include "../lib/log.h"
 
 /* Guest RAM below 4 GiB ends where Xen's MMIO hole starts (hvmloader's
@@ -723,4 +724,353 @@ int machine_device_del(struct machine *m, const char *id, char *err,
         snprintf(err, errlen, "Device %.64s cannot be unplugged: %s", id,
                  strerror(-rc));
     return rc;
+}
+
+/* --- device state save and restore ---------------------------------------- */
+
+#define MACHINE_SS_NAME "machine"
+#define MACHINE_SS_VERSION 1
+#define MACHINE_SS_DRIVER_MAX 32
+#define MACHINE_SS_MAX_DEVICES 256
+
+/* A control-plane device as the stream lists it. */
+struct saved_device {
+    char driver[MACHINE_SS_DRIVER_MAX];
+    char *id;
+    uint8_t devfn;
+};
+
+static int save_machine_section(const struct machine *m, struct ss_writer *w)
+{
+    uint16_t n = 0;
+
+    for (const struct machine_pci_device *d = m->pci_devices; d; d = d->next) {
+        if (!d->testdev) {
+            log_err("savestate: device '%s' has no savable driver", d->id);
+            return -EOPNOTSUPP;
+        }
+        n++;
+    }
+    ss_begin_section(w, MACHINE_SS_NAME, 0, MACHINE_SS_VERSION);
+    /* What the command line decided; the sections say the rest. */
+    ss_put_bool(w, m->has_pm);
+    ss_put_bool(w, m->has_hotplug);
+    ss_put_bool(w, m->has_platform);
+    ss_put_u8(w, (uint8_t)m->n_uarts);
+    ss_put_u16(w, n);
+    for (const struct machine_pci_device *d = m->pci_devices; d; d = d->next) {
+        ss_put_string(w, "pci-testdev");
+        ss_put_string(w, d->id);
+        ss_put_u8(w, d->devfn);
+    }
+    return ss_end_section(w);
+}
+
+static int save_devices(const struct machine *m, struct ss_writer *w)
+{
+    int rc = save_machine_section(m, w);
+
+    if (rc < 0)
+        return rc;
+    pci_host_save(&m->host, w);
+    i440fx_save(&m->i440fx, w);
+    piix3_save(&m->piix3, w);
+    piix_ide_save(&m->ide, w);
+    if (m->has_pm)
+        piix4_pm_save(&m->pm, w);
+    if (m->has_platform)
+        xen_platform_save(&m->platform, w);
+    for (const struct machine_pci_device *d = m->pci_devices; d; d = d->next)
+        pci_testdev_save(d->testdev, w);
+    if (m->has_hotplug)
+        pcihp_save(&m->hotplug, w);
+    cmos_save(&m->cmos, w);
+    for (unsigned i = 0; i < m->n_uarts; i++)
+        uart_save(&m->uarts[i], w);
+    return ss_writer_finish(w);
+}
+
+static void check_config(const struct machine *m, struct ss_reader *r,
+                         bool has_pm, bool has_hotplug, bool has_platform,
+                         uint8_t n_uarts)
+{
+    if (has_pm != m->has_pm || has_hotplug != m->has_hotplug)
+        ss_fail(r, "has_pm", "ACPI %s, hot-plug %s; this machine has ACPI %s, "
+                "hot-plug %s", has_pm ? "on" : "off",
+                has_hotplug ? "on" : "off", m->has_pm ? "on" : "off",
+                m->has_hotplug ? "on" : "off");
+    else if (has_platform != m->has_platform)
+        ss_fail(r, "has_platform", "platform device %s, this machine %s",
+                has_platform ? "present" : "absent",
+                m->has_platform ? "has one" : "has none");
+    else if (n_uarts != m->n_uarts)
+        ss_fail(r, "n_uarts", "%u serial ports, this machine has %u", n_uarts,
+                m->n_uarts);
+}
+
+static bool printable(const char *s)
+{
+    for (; *s; s++)
+        if (*s < 0x20 || *s > 0x7e)
+            return false;
+    return true;
+}
+
+static void check_device(struct machine *m, struct ss_reader *r,
+                         const struct saved_device *list, size_t i)
+{
+    const struct saved_device *sd = &list[i];
+    const struct pci_function *f = pci_find_function(&m->pci, sd->devfn);
+    struct machine_pci_device **pp;
+
+    if (strcmp(sd->driver, "pci-testdev")) {
+        ss_fail(r, "devices", "device %zu: driver '%s' is unknown", i,
+                sd->driver);
+        return;
+    }
+    if (!printable(sd->id)) {
+        ss_fail(r, "devices", "device %zu: id with unprintable bytes", i);
+        return;
+    }
+    for (size_t j = 0; j < i; j++) {
+        if (list[j].devfn == sd->devfn || (*sd->id && !strcmp(list[j].id,
+                                                              sd->id))) {
+            ss_fail(r, "devices", "device %zu ('%s' at 00:%02x.%x) collides "
+                    "with device %zu", i, sd->id, PCI_SLOT(sd->devfn),
+                    PCI_FUNC(sd->devfn), j);
+            return;
+        }
+    }
+    pp = find_device_link(m, sd->devfn);
+    if (pp && strcmp((*pp)->id, sd->id))
+        ss_fail(r, "devices", "00:%02x.%x holds '%s' here, the stream has "
+                "'%s'", PCI_SLOT(sd->devfn), PCI_FUNC(sd->devfn), (*pp)->id,
+                sd->id);
+    else if (!pp && f)
+        ss_fail(r, "devices", "00:%02x.%x is '%s', part of this machine",
+                PCI_SLOT(sd->devfn), PCI_FUNC(sd->devfn), f->name);
+}
+
+/* Reads the machine section and makes the control-plane devices match its
+ * list, recording in created[] the devfns it added. */
+static int load_machine_section(struct machine *m, struct ss_reader *r,
+                                uint8_t *created, unsigned *n_created)
+{
+    struct saved_device *list = NULL;
+    bool has_pm, has_hotplug, has_platform;
+    uint8_t n_uarts;
+    uint16_t n = 0;
+    uint32_t version;
+    char *idbuf = NULL;
+    size_t i;
+    int rc;
+
+    rc = ss_open_section(r, MACHINE_SS_NAME, 0, MACHINE_SS_VERSION, &version);
+    if (rc < 0)
+        return rc;
+    ss_get_bool(r, "has_pm", &has_pm);
+    ss_get_bool(r, "has_hotplug", &has_hotplug);
+    ss_get_bool(r, "has_platform", &has_platform);
+    ss_get_u8(r, "n_uarts", &n_uarts);
+    if (ss_ok(r))
+        check_config(m, r, has_pm, has_hotplug, has_platform, n_uarts);
+    ss_get_u16(r, "n_devices", &n);
+    if (ss_ok(r) && n > MACHINE_SS_MAX_DEVICES)
+        ss_fail(r, "n_devices", "%u devices, a PCI bus holds %d", n,
+                MACHINE_SS_MAX_DEVICES);
+    if (!ss_ok(r))
+        goto close;
+    list = calloc(n ? n : 1, sizeof(*list));
+    idbuf = malloc(SS_STRING_MAX + 1);
+    if (!list || !idbuf) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (i = 0; i < n && ss_ok(r); i++) {
+        ss_get_string(r, "devices.driver", list[i].driver,
+                      sizeof(list[i].driver));
+        ss_get_string(r, "devices.id", idbuf, SS_STRING_MAX + 1);
+        ss_get_u8(r, "devices.devfn", &list[i].devfn);
+        if (!ss_ok(r))
+            break;
+        list[i].id = strdup(idbuf);
+        if (!list[i].id) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        check_device(m, r, list, i);
+    }
+    /* Every device of ours must be in the stream: loading cannot unplug. */
+    for (const struct machine_pci_device *d = m->pci_devices; d && ss_ok(r);
+         d = d->next) {
+        bool listed = false;
+
+        for (i = 0; i < n; i++)
+            listed |= list[i].devfn == d->devfn;
+        if (!listed)
+            ss_fail(r, "devices", "'%s' at 00:%02x.%x is not in the stream",
+                    d->id, PCI_SLOT(d->devfn), PCI_FUNC(d->devfn));
+    }
+close:
+    rc = ss_close_section(r);
+    if (rc < 0)
+        goto out;
+    /* Oldest first, so the list ends up in the order it was saved in. */
+    for (i = n; i-- > 0;) {
+        struct machine_pci_device *d;
+
+        if (find_device_link(m, list[i].devfn))
+            continue;
+        d = calloc(1, sizeof(*d));
+        if (!d) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        d->id = list[i].id;
+        list[i].id = NULL;
+        d->devfn = list[i].devfn;
+        rc = pci_testdev_create(&m->pci, d->devfn, d->id, &d->testdev);
+        if (rc < 0) {
+            ss_fail(r, "devices", "cannot re-create '%s' at 00:%02x.%x: %s",
+                    d->id, PCI_SLOT(d->devfn), PCI_FUNC(d->devfn),
+                    strerror(-rc));
+            destroy_device(d);
+            goto out;
+        }
+        d->next = m->pci_devices;
+        m->pci_devices = d;
+        if (created)
+            created[(*n_created)++] = d->devfn;
+    }
+out:
+    if (rc == -ENOMEM)
+        ss_fail(r, NULL, "out of memory");
+    for (i = 0; list && i < n; i++)
+        free(list[i].id);
+    free(list);
+    free(idbuf);
+    return rc < 0 ? rc : 0;
+}
+
+static int load_devices(struct machine *m, struct ss_reader *r,
+                        uint8_t *created, unsigned *n_created)
+{
+    int rc;
+
+    rc = load_machine_section(m, r, created, n_created);
+    if (rc < 0)
+        return rc;
+    /* Every BAR off first: the stream's placement is free of overlaps, the
+     * one the machine has now need not be compatible with it. The PM block
+     * moves before any BAR decodes again, for the same reason. */
+    pci_bus_unmap_bars(&m->pci);
+    rc = pci_host_load(&m->host, r);
+    if (rc == 0 && m->has_pm)
+        rc = piix4_pm_load(&m->pm, r);
+    if (rc == 0)
+        rc = i440fx_load(&m->i440fx, r);
+    if (rc == 0)
+        rc = piix3_load(&m->piix3, r);
+    if (rc == 0)
+        rc = piix_ide_load(&m->ide, r);
+    if (rc == 0 && m->has_platform)
+        rc = xen_platform_load(&m->platform, r);
+    for (struct machine_pci_device *d = m->pci_devices; d && rc == 0;
+         d = d->next)
+        rc = pci_testdev_load(d->testdev, r);
+    if (rc == 0 && m->has_hotplug)
+        rc = pcihp_load(&m->hotplug, r);
+    if (rc == 0)
+        rc = cmos_load(&m->cmos, r);
+    for (unsigned i = 0; i < m->n_uarts && rc == 0; i++)
+        rc = uart_load(&m->uarts[i], r);
+    if (rc < 0)
+        return rc;
+    /* Events wait behind a raised GPE (pcihp_gpe_acked re-raises while any
+     * are left), so a queue without it would never be delivered. */
+    if (ss_ok(r) && m->has_hotplug && m->has_pm &&
+        pcihp_queued_events(&m->hotplug) &&
+        !(m->pm.gpe_sts & (1u << pcihp_gpe_bit(&m->hotplug))))
+        ss_fail(r, NULL, "%u hot-plug events queued but GPE0 bit %u is clear",
+                pcihp_queued_events(&m->hotplug), pcihp_gpe_bit(&m->hotplug));
+    return ss_reader_finish(r);
+}
+
+int machine_save_state(struct machine *m, int fd)
+{
+    struct ss_writer w;
+    int rc;
+
+    ss_writer_init(&w);
+    rc = save_devices(m, &w);
+    if (rc < 0)
+        log_err("savestate: cannot save the device state: %s", strerror(-rc));
+    else
+        rc = ss_write_fd(fd, w.buf, w.len);
+    ss_writer_fini(&w);
+    return rc;
+}
+
+/* Puts the machine back as the snapshot (our own save, moments old) has it
+ * after a refused load. */
+static void undo_load(struct machine *m, const struct ss_writer *snapshot,
+                      const uint8_t *created, unsigned n_created)
+{
+    struct ss_reader r;
+    unsigned none = 0;
+    int rc;
+
+    for (unsigned i = 0; i < n_created; i++) {
+        struct machine_pci_device **pp = find_device_link(m, created[i]), *d;
+
+        if (!pp)
+            continue;
+        d = *pp;
+        *pp = d->next;
+        destroy_device(d);
+    }
+    rc = ss_reader_init(&r, snapshot->buf, snapshot->len);
+    if (rc == 0)
+        rc = load_devices(m, &r, NULL, &none);
+    if (rc < 0)
+        log_err("savestate: could not restore the state before the refused "
+                "load: %s", ss_reader_error(&r));
+    ss_reader_fini(&r);
+}
+
+int machine_load_state_err(struct machine *m, int fd, char *err,
+                           size_t errlen)
+{
+    uint8_t created[MACHINE_SS_MAX_DEVICES];
+    unsigned n_created = 0;
+    struct ss_writer snapshot;
+    struct ss_reader r;
+    int rc;
+
+    ss_writer_init(&snapshot);
+    rc = ss_reader_read_fd(&r, fd);
+    if (rc < 0)
+        goto out;
+    rc = save_devices(m, &snapshot);
+    if (rc < 0) {
+        ss_fail(&r, NULL, "cannot snapshot the machine: %s", strerror(-rc));
+        goto out;
+    }
+    rc = load_devices(m, &r, created, &n_created);
+    if (rc < 0)
+        undo_load(m, &snapshot, created, n_created);
+    else
+        log_info("device state loaded (%zu bytes, %zu sections)", r.len,
+                 r.n_sections);
+out:
+    if (rc < 0 && err)
+        snprintf(err, errlen, "%s", ss_reader_error(&r));
+    ss_reader_fini(&r);
+    ss_writer_fini(&snapshot);
+    return rc;
+}
+
+int machine_load_state(struct machine *m, int fd)
+{
+    return machine_load_state_err(m, fd, NULL, 0);
 }

@@ -165,4 +165,18 @@ int machine_device_del(struct machine *m, const char *id, char *err,
 const struct machine_pci_device *machine_find_device(const struct machine *m,
                                                      const char *id);
 
+/* Device state (hw/savestate.h has the stream format). Save writes every
+ * device the machine has, plus the control-plane devices (driver, id,
+ * devfn), to fd. Load expects a machine built from the same command line
+ * (as QEMU's -incoming and libxl's restore do): it re-creates the
+ * control-plane devices the stream lists and the machine lacks, then loads
+ * every device. It is all or nothing: on any error (the stream is
+ * untrusted) the machine is put back exactly as it was, re-created devices
+ * removed, and the reason logged and, if err is not NULL, written there.
+ * The run state, guest RAM and host-side counters are not part of it. */
+int machine_save_state(struct machine *m, int fd);
+int machine_load_state(struct machine *m, int fd);
+int machine_load_state_err(struct machine *m, int fd, char *err,
+                           size_t errlen);
+
 #endif

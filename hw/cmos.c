@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include "../lib/log.h"
+#include "savestate.h"
 
 TRACE_POINT(trace_cmos, "cmos");
 
@@ -125,7 +126,7 @@ static uint8_t host_century_bcd(void)
     return (uint8_t)((century / 10) << 4 | century % 10);
 }
 
-/* --- ports ------------------------------------------------------------------ */
+/* --- ports ---------------------------------------------------------------- */
 
 static uint64_t cmos_port_read(void *opaque, uint64_t off, unsigned size)
 {
@@ -171,7 +172,7 @@ static const struct bus_region_ops cmos_port_ops = {
     .max_access = 1,
 };
 
-/* --- setup ------------------------------------------------------------------ */
+/* --- setup ---------------------------------------------------------------- */
 
 int cmos_init(struct cmos *s, struct bus *bus, const struct cmos_config *cfg)
 {
@@ -228,4 +229,41 @@ void cmos_set(struct cmos *s, unsigned index, uint8_t value)
 {
     if (index >= CMOS_RTC_REGS && index < CMOS_SIZE)
         s->nvram[index] = value;
+}
+
+/* --- save and restore ----------------------------------------------------- */
+
+#define CMOS_SS_NAME "cmos"
+#define CMOS_SS_VERSION 1
+
+int cmos_save(const struct cmos *s, struct ss_writer *w)
+{
+    ss_begin_section(w, CMOS_SS_NAME, CMOS_INDEX_PORT, CMOS_SS_VERSION);
+    ss_put_u8(w, s->index);
+    ss_put_bytes(w, &s->nvram[CMOS_RTC_REGS], CMOS_SIZE - CMOS_RTC_REGS);
+    return ss_end_section(w);
+}
+
+int cmos_load(struct cmos *s, struct ss_reader *r)
+{
+    uint8_t index, nvram[CMOS_SIZE - CMOS_RTC_REGS];
+    uint32_t version;
+    int rc;
+
+    rc = ss_open_section(r, CMOS_SS_NAME, CMOS_INDEX_PORT, CMOS_SS_VERSION,
+                         &version);
+    if (rc < 0)
+        return rc;
+    ss_get_u8(r, "index", &index);
+    /* Every NVRAM byte is the guest's to write, memory sizes included. */
+    ss_get_bytes(r, "nvram", nvram, sizeof(nvram));
+    if (ss_ok(r) && index > CMOS_INDEX_MASK)
+        ss_fail(r, "index", "0x%02x: the NMI bit is never latched, indexes "
+                "end at 0x%02x", index, CMOS_INDEX_MASK);
+    rc = ss_close_section(r);
+    if (rc < 0)
+        return rc;
+    s->index = index;
+    memcpy(&s->nvram[CMOS_RTC_REGS], nvram, sizeof(nvram));
+    return 0;
 }

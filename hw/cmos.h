@@ -87,4 +87,12 @@ void cmos_set(struct cmos *s, unsigned index, uint8_t value);
  * and nothing changed, for more than three devices or an unknown letter. */
 int cmos_set_boot_order(struct cmos *s, const char *order);
 
+struct ss_writer;
+struct ss_reader;
+/* Section "cmos", instance 0x70: the latched index and NVRAM bytes
+ * 0x0E-0x7F (the clock registers below are the hypervisor's, or the RTC
+ * model's). */
+int cmos_save(const struct cmos *s, struct ss_writer *w);
+int cmos_load(struct cmos *s, struct ss_reader *r);
+
 #endif

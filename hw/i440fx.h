@@ -32,4 +32,11 @@ void i440fx_set_ram_size(struct i440fx *s, uint64_t ram_bytes);
 void i440fx_reset(struct i440fx *s);
 void i440fx_fini(struct i440fx *s);
 
+struct ss_writer;
+struct ss_reader;
+/* Section "i440fx", instance = devfn: the configuration space (PAM, SMRAM;
+ * the RAM size byte must match, it is read-only). */
+int i440fx_save(const struct i440fx *s, struct ss_writer *w);
+int i440fx_load(struct i440fx *s, struct ss_reader *r);
+
 #endif

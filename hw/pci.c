@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "../lib/log.h"
+#include "savestate.h"
 
 TRACE_POINT(trace_pci_config, "pci_config");
 TRACE_POINT(trace_pci_bar, "pci_bar");
@@ -192,28 +193,29 @@ struct pci_function *pci_find_function(const struct pci_bus *pci, uint8_t devfn)
 /* The address a BAR decodes at, or 0 when it must not decode: decoding off
  * in the command register, BAR unprogrammed, or an address that is being
  * sized or would run off the end of its space. */
-static uint64_t bar_decode_address(const struct pci_function *f, unsigned idx)
+static uint64_t bar_decode_address_in(const struct pci_function *f,
+                                      const uint8_t *config, unsigned idx)
 {
     const struct pci_bar *bar = &f->bar[idx];
-    uint16_t cmd = pci_get_word(&f->config[PCI_COMMAND]);
+    uint16_t cmd = pci_get_word(&config[PCI_COMMAND]);
     unsigned reg = bar_reg(idx);
     uint64_t addr, last;
 
     if (bar->flags & PCI_BAR_IO) {
         if (!(cmd & PCI_COMMAND_IO))
             return 0;
-        addr = pci_get_long(&f->config[reg]) & ~(bar->size - 1) & ~3ull;
+        addr = pci_get_long(&config[reg]) & ~(bar->size - 1) & ~3ull;
         last = addr + bar->size - 1;
         return addr && last < BUS_PIO_LIMIT ? addr : 0;
     }
     if (!(cmd & PCI_COMMAND_MEMORY))
         return 0;
     if (idx == PCI_ROM_SLOT &&
-        !(f->config[PCI_ROM_ADDRESS] & PCI_ROM_ADDRESS_ENABLE))
+        !(config[PCI_ROM_ADDRESS] & PCI_ROM_ADDRESS_ENABLE))
         return 0;
-    addr = pci_get_long(&f->config[reg]) & ~(bar->size - 1) & ~0xfull;
+    addr = pci_get_long(&config[reg]) & ~(bar->size - 1) & ~0xfull;
     if (bar->flags & PCI_BAR_MEM64)
-        addr |= (uint64_t)pci_get_long(&f->config[reg + 4]) << 32;
+        addr |= (uint64_t)pci_get_long(&config[reg + 4]) << 32;
     last = addr + bar->size - 1;
     /* A 64-bit BAR ending at the very top is what sizing leaves behind. */
     if (!addr || last < addr || last == UINT64_MAX)
@@ -222,6 +224,11 @@ static uint64_t bar_decode_address(const struct pci_function *f, unsigned idx)
     if (!(bar->flags & PCI_BAR_MEM64) && last >= 0xffffffffull)
         return 0;
     return addr;
+}
+
+static uint64_t bar_decode_address(const struct pci_function *f, unsigned idx)
+{
+    return bar_decode_address_in(f, f->config, idx);
 }
 
 static void update_mappings(struct pci_function *f)
@@ -416,3 +423,202 @@ void pci_host_fini(struct pci_host *host)
 }
 
 void pci_host_reset(struct pci_host *host) { host->config_address = 0; }
+
+/* --- save and restore --------------------------------------------------- */
+
+#define PCI_HOST_SS_NAME "pci-host"
+#define PCI_HOST_SS_VERSION 1
+
+/* Names for the header bytes a refused stream most likely trips over. */
+static const char *config_byte_name(unsigned reg)
+{
+    static const struct {
+        uint8_t start, len;
+        const char *name;
+    } names[] = {
+        {PCI_VENDOR_ID, 2, "vendor ID"},
+        {PCI_DEVICE_ID, 2, "device ID"},
+        {PCI_COMMAND, 2, "command"},
+        {PCI_STATUS, 2, "status"},
+        {PCI_REVISION_ID, 1, "revision"},
+        {PCI_CLASS_PROG, 3, "class code"},
+        {PCI_CACHE_LINE_SIZE, 1, "cache line size"},
+        {PCI_LATENCY_TIMER, 1, "latency timer"},
+        {PCI_HEADER_TYPE, 1, "header type"},
+        {PCI_BIST, 1, "BIST"},
+        {PCI_BASE_ADDRESS_0, 24, "BAR"},
+        {PCI_SUBSYSTEM_VENDOR_ID, 4, "subsystem"},
+        {PCI_ROM_ADDRESS, 4, "expansion ROM"},
+        {PCI_CAPABILITY_LIST, 1, "capability pointer"},
+        {PCI_INTERRUPT_LINE, 1, "interrupt line"},
+        {PCI_INTERRUPT_PIN, 1, "interrupt pin"},
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (reg >= names[i].start && reg < names[i].start + names[i].len)
+            return names[i].name;
+    return reg < 0x40 ? "header" : "device-specific";
+}
+
+int pci_function_save(const struct pci_function *f, struct ss_writer *w)
+{
+    struct pci_function_state st;
+
+    pci_function_capture(f, &st);
+    ss_put_bytes(w, st.config, sizeof(st.config));
+    return ss_put_u8(w, st.bars_mapped);
+}
+
+int pci_function_load_check(const struct pci_function *f,
+                            struct ss_reader *r,
+                            struct pci_function_state *st)
+{
+    const uint8_t *cfg = st->config;
+
+    memset(st, 0, sizeof(*st));
+    ss_get_bytes(r, "config", st->config, sizeof(st->config));
+    ss_get_u8(r, "bars_mapped", &st->bars_mapped);
+    if (!ss_ok(r))
+        return r->error;
+    if (pci_get_word(&cfg[PCI_VENDOR_ID]) !=
+            pci_get_word(&f->power_on[PCI_VENDOR_ID]) ||
+        pci_get_word(&cfg[PCI_DEVICE_ID]) !=
+            pci_get_word(&f->power_on[PCI_DEVICE_ID]))
+        return ss_fail(r, "config", "state of PCI device %04x:%04x, but "
+                       "00:%02x.%x is '%s' (%04x:%04x)",
+                       pci_get_word(&cfg[PCI_VENDOR_ID]),
+                       pci_get_word(&cfg[PCI_DEVICE_ID]), PCI_SLOT(f->devfn),
+                       PCI_FUNC(f->devfn), f->name,
+                       pci_get_word(&f->power_on[PCI_VENDOR_ID]),
+                       pci_get_word(&f->power_on[PCI_DEVICE_ID]));
+    for (unsigned i = 0; i < PCI_CONFIG_SIZE; i++) {
+        uint8_t fixed = (uint8_t)~(f->wmask[i] | f->w1cmask[i]);
+
+        if ((cfg[i] ^ f->power_on[i]) & fixed)
+            return ss_fail(r, "config", "byte 0x%02x (%s) is 0x%02x, but on "
+                           "'%s' the guest cannot change it from 0x%02x",
+                           i, config_byte_name(i), cfg[i], f->name,
+                           f->power_on[i]);
+    }
+    if (st->bars_mapped >> (PCI_ROM_SLOT + 1))
+        return ss_fail(r, "bars_mapped", "0x%02x names BARs that do not "
+                       "exist", st->bars_mapped);
+    for (unsigned i = 0; i <= PCI_ROM_SLOT; i++) {
+        if (!(st->bars_mapped & (1u << i)))
+            continue;
+        if (!f->bar[i].size)
+            return ss_fail(r, "bars_mapped", "BAR%u of '%s' is not "
+                           "implemented", i, f->name);
+        if (!bar_decode_address_in(f, cfg, i))
+            return ss_fail(r, "bars_mapped", "BAR%u of '%s' marked decoding "
+                           "but its configuration does not enable it", i,
+                           f->name);
+    }
+    return 0;
+}
+
+void pci_function_capture(const struct pci_function *f,
+                          struct pci_function_state *st)
+{
+    memcpy(st->config, f->config, sizeof(st->config));
+    st->bars_mapped = 0;
+    for (unsigned i = 0; i <= PCI_ROM_SLOT; i++)
+        if (f->bar[i].region.mapped)
+            st->bars_mapped |= (uint8_t)(1u << i);
+}
+
+/* Makes the BARs in mask (and only those) decode at the address f->config
+ * gives them. Unmaps first, so that a BAR can take the range another BAR of
+ * the same function is leaving. Returns the failing BAR's bus_map error. */
+static int apply_bar_mappings(struct pci_function *f, uint8_t mask,
+                              unsigned *failed)
+{
+    for (unsigned i = 0; i <= PCI_ROM_SLOT; i++) {
+        struct pci_bar *bar = &f->bar[i];
+        uint64_t want = mask & (1u << i) ? bar_decode_address(f, i) : 0;
+
+        if (bar->region.mapped && bar->addr != want)
+            bus_unmap(f->bus->bus, &bar->region);
+    }
+    for (unsigned i = 0; i <= PCI_ROM_SLOT; i++) {
+        struct pci_bar *bar = &f->bar[i];
+        uint64_t want;
+        int rc;
+
+        if (!(mask & (1u << i)) || bar->region.mapped)
+            continue;
+        want = bar_decode_address(f, i);
+        rc = bus_map(f->bus->bus, bar->flags & PCI_BAR_IO ? BUS_PIO : BUS_MMIO,
+                     &bar->region, want);
+        if (rc < 0) {
+            *failed = i;
+            return rc;
+        }
+        bar->addr = want;
+    }
+    return 0;
+}
+
+int pci_function_restore(struct pci_function *f,
+                         const struct pci_function_state *st,
+                         struct ss_reader *r)
+{
+    struct pci_function_state old;
+    char why[sizeof(f->bus->bus->error)];
+    unsigned failed = 0, again;
+    uint64_t addr;
+    int rc;
+
+    if (!f->registered)
+        return r ? ss_fail(r, "config", "'%s' is not on a bus", f->name)
+                 : -ENODEV;
+    pci_function_capture(f, &old);
+    memcpy(f->config, st->config, sizeof(f->config));
+    rc = apply_bar_mappings(f, st->bars_mapped, &failed);
+    if (rc == 0)
+        return 0;
+    snprintf(why, sizeof(why), "%s", f->bus->bus->error);
+    addr = bar_decode_address(f, failed);
+    /* The old ranges were ours a moment ago and nothing else ran since, so
+     * going back cannot fail. */
+    memcpy(f->config, old.config, sizeof(f->config));
+    if (apply_bar_mappings(f, old.bars_mapped, &again) < 0)
+        log_err("pci: '%s' lost BAR%u while undoing a restore: %s", f->name,
+                again, f->bus->bus->error);
+    if (r)
+        return ss_fail(r, "bars_mapped", "'%s' BAR%u at 0x%" PRIx64
+                       " cannot decode: %s", f->name, failed, addr, why);
+    return -EINVAL;
+}
+
+void pci_bus_unmap_bars(struct pci_bus *pci)
+{
+    for (unsigned devfn = 0; devfn < 256; devfn++)
+        if (pci->functions[devfn])
+            unmap_bars(pci->functions[devfn]);
+}
+
+int pci_host_save(const struct pci_host *host, struct ss_writer *w)
+{
+    ss_begin_section(w, PCI_HOST_SS_NAME, 0xcf8, PCI_HOST_SS_VERSION);
+    ss_put_u32(w, host->config_address);
+    return ss_end_section(w);
+}
+
+int pci_host_load(struct pci_host *host, struct ss_reader *r)
+{
+    uint32_t version, config_address;
+    int rc;
+
+    rc = ss_open_section(r, PCI_HOST_SS_NAME, 0xcf8, PCI_HOST_SS_VERSION,
+                         &version);
+    if (rc < 0)
+        return rc;
+    /* Every bit of CONFIG_ADDRESS reads back as written. */
+    ss_get_u32(r, "config_address", &config_address);
+    rc = ss_close_section(r);
+    if (rc < 0)
+        return rc;
+    host->config_address = config_address;
+    return 0;
+}

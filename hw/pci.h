@@ -175,4 +175,49 @@ int pci_host_init(struct pci_host *host, struct bus *bus);
 void pci_host_fini(struct pci_host *host);
 void pci_host_reset(struct pci_host *host);
 
+/* --- save and restore (savestate.h) ------------------------------------- */
+
+struct ss_writer;
+struct ss_reader;
+
+/* A function's saved state: its configuration space and which of its BARs
+ * (bit i for bar[i], PCI_ROM_SLOT included) were decoding. The second is
+ * not implied by the first: a BAR the guest placed over another device
+ * stays off until it is moved. */
+struct pci_function_state {
+    uint8_t config[PCI_CONFIG_SIZE];
+    uint8_t bars_mapped;
+};
+
+/* Writes f's state as fields "config" and "bars_mapped" of the section the
+ * caller has open. */
+int pci_function_save(const struct pci_function *f, struct ss_writer *w);
+/* Reads those fields into *st and checks them against f: only bits the
+ * guest can write (wmask, w1cmask) may differ from f's power-on config, so
+ * state from another device (vendor, device, class, BAR types...) is
+ * refused, and a BAR may be marked decoding only if st's config enables it.
+ * Changes nothing. */
+int pci_function_load_check(const struct pci_function *f,
+                            struct ss_reader *r,
+                            struct pci_function_state *st);
+/* The state f is in now. */
+void pci_function_capture(const struct pci_function *f,
+                          struct pci_function_state *st);
+/* Installs st (checked by pci_function_load_check) in f and maps exactly
+ * the BARs it marks. All or nothing: if a BAR cannot be mapped (something
+ * else holds its range: no machine can be in that state) f is left as it
+ * was and -EINVAL returned, reported through r if r is not NULL. Calls no
+ * device hook: the device's load applies its own side effects. */
+int pci_function_restore(struct pci_function *f,
+                         const struct pci_function_state *st,
+                         struct ss_reader *r);
+/* Stops every BAR of every function on the bus decoding (their config is
+ * untouched), so that a whole machine's state can be restored without the
+ * old placement of one device getting in the way of another's new one. */
+void pci_bus_unmap_bars(struct pci_bus *pci);
+
+/* Section "pci-host", instance 0xcf8: CONFIG_ADDRESS. */
+int pci_host_save(const struct pci_host *host, struct ss_writer *w);
+int pci_host_load(struct pci_host *host, struct ss_reader *r);
+
 #endif

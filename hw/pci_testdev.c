@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "../lib/log.h"
+#include "savestate.h"
 
 TRACE_POINT(trace_pci_testdev, "pci_testdev");
 
@@ -270,4 +271,60 @@ void pci_testdev_destroy(struct pci_testdev *d)
     pci_unregister_function(&d->fn);
     free(d->id);
     free(d);
+}
+
+/* --- save and restore ----------------------------------------------------- */
+
+#define PCI_TESTDEV_SS_NAME "pci-testdev"
+#define PCI_TESTDEV_SS_VERSION 1
+#define PCI_TESTDEV_SS_NO_TEST 0xffffffffu /* current == -1 */
+
+int pci_testdev_save(const struct pci_testdev *d, struct ss_writer *w)
+{
+    ss_begin_section(w, PCI_TESTDEV_SS_NAME, d->fn.devfn,
+                     PCI_TESTDEV_SS_VERSION);
+    pci_function_save(&d->fn, w);
+    ss_put_u32(w, d->current < 0 ? PCI_TESTDEV_SS_NO_TEST
+                                 : (uint32_t)d->current);
+    for (unsigned i = 0; i < PCI_TESTDEV_NTESTS; i++) {
+        ss_put_u32(w, pci_get_long(&d->tests[i].hdr[PCI_TESTDEV_HDR_COUNT]));
+        ss_put_u32(w, d->tests[i].eventfd_hits);
+    }
+    return ss_end_section(w);
+}
+
+int pci_testdev_load(struct pci_testdev *d, struct ss_reader *r)
+{
+    struct pci_function_state st;
+    uint32_t version, current, count[PCI_TESTDEV_NTESTS],
+        hits[PCI_TESTDEV_NTESTS];
+    int rc;
+
+    rc = ss_open_section(r, PCI_TESTDEV_SS_NAME, d->fn.devfn,
+                         PCI_TESTDEV_SS_VERSION, &version);
+    if (rc < 0)
+        return rc;
+    pci_function_load_check(&d->fn, r, &st);
+    ss_get_u32(r, "current", &current);
+    /* Counters count writes: any value, they wrap. */
+    for (unsigned i = 0; i < PCI_TESTDEV_NTESTS; i++) {
+        ss_get_u32(r, "count", &count[i]);
+        ss_get_u32(r, "eventfd_hits", &hits[i]);
+    }
+    if (ss_ok(r) && current != PCI_TESTDEV_SS_NO_TEST &&
+        current >= PCI_TESTDEV_NTESTS)
+        ss_fail(r, "current", "test %u, there are %d", current,
+                PCI_TESTDEV_NTESTS);
+    rc = ss_close_section(r);
+    if (rc < 0)
+        return rc;
+    rc = pci_function_restore(&d->fn, &st, r);
+    if (rc < 0)
+        return rc;
+    d->current = current == PCI_TESTDEV_SS_NO_TEST ? -1 : (int)current;
+    for (unsigned i = 0; i < PCI_TESTDEV_NTESTS; i++) {
+        pci_set_long(&d->tests[i].hdr[PCI_TESTDEV_HDR_COUNT], count[i]);
+        d->tests[i].eventfd_hits = hits[i];
+    }
+    return 0;
 }

@@ -73,4 +73,11 @@ int pci_testdev_create(struct pci_bus *pci, uint8_t devfn, const char *id,
 /* Unregisters (unmapping its BARs) and frees. NULL is accepted. */
 void pci_testdev_destroy(struct pci_testdev *d);
 
+struct ss_writer;
+struct ss_reader;
+/* Section "pci-testdev", instance = devfn: configuration space, the test
+ * selected and every test's counters. */
+int pci_testdev_save(const struct pci_testdev *d, struct ss_writer *w);
+int pci_testdev_load(struct pci_testdev *d, struct ss_reader *r);
+
 #endif

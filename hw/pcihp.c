@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../lib/log.h"
+#include "savestate.h"
 
 TRACE_POINT(trace_pcihp_event, "pcihp_event");
 TRACE_POINT(trace_pcihp_eject, "pcihp_eject");
@@ -483,4 +484,177 @@ struct pcihp_event pcihp_shown_event(const struct pcihp *hp)
     if (hp->queue_len)
         return hp->queue[0];
     return (struct pcihp_event){PCIHP_EVENT_INSERT, 0};
+}
+
+/* --- save and restore ----------------------------------------------------- */
+
+#define PCIHP_SS_NAME "pcihp"
+#define PCIHP_SS_VERSION 1
+
+struct pcihp_saved {
+    uint8_t layout;
+    uint8_t functions_present[PCIHP_SLOTS];
+    uint32_t hotpluggable, removal_pending;
+    uint8_t queue_len;
+    struct pcihp_event queue[PCIHP_QUEUE_LEN];
+    bool head_read;
+};
+
+int pcihp_save(const struct pcihp *hp, struct ss_writer *w)
+{
+    ss_begin_section(w, PCIHP_SS_NAME, (uint32_t)hp->region.base,
+                     PCIHP_SS_VERSION);
+    ss_put_u8(w, (uint8_t)hp->layout);
+    ss_put_bytes(w, hp->functions_present, sizeof(hp->functions_present));
+    ss_put_u32(w, hp->hotpluggable);
+    ss_put_u32(w, hp->removal_pending);
+    ss_put_u8(w, (uint8_t)hp->queue_len);
+    for (unsigned i = 0; i < hp->queue_len; i++) {
+        ss_put_u8(w, hp->queue[i].code);
+        ss_put_u8(w, hp->queue[i].devfn);
+    }
+    ss_put_bool(w, hp->head_read);
+    return ss_end_section(w);
+}
+
+static void check_slots(const struct pcihp *hp, struct ss_reader *r,
+                        const struct pcihp_saved *sv)
+{
+    uint32_t present = 0;
+
+    /* Which slots can be ejected follows from the chipset the machine was
+     * built with; a different answer means a different machine. */
+    if (sv->hotpluggable != hp->hotpluggable) {
+        ss_fail(r, "hotpluggable", "0x%08x, this machine's slots give "
+                "0x%08x", sv->hotpluggable, hp->hotpluggable);
+        return;
+    }
+    for (unsigned slot = 0; slot < PCIHP_SLOTS; slot++) {
+        uint8_t extra = sv->functions_present[slot] &
+                        (uint8_t)~registered_functions(hp, slot);
+
+        if (extra) {
+            ss_fail(r, "functions_present", "slot %u functions 0x%02x marked "
+                    "present, but nothing is plugged there", slot, extra);
+            return;
+        }
+        if (sv->functions_present[slot])
+            present |= 1u << slot;
+    }
+    if (sv->removal_pending & ~(present & sv->hotpluggable))
+        ss_fail(r, "removal_pending", "0x%08x includes slots that are empty "
+                "or not hot-pluggable (present 0x%08x, hot-pluggable 0x%08x)",
+                sv->removal_pending, present, sv->hotpluggable);
+}
+
+static bool saved_present(const struct pcihp_saved *sv, uint8_t devfn)
+{
+    return sv->functions_present[PCI_SLOT(devfn)] & (1u << PCI_FUNC(devfn));
+}
+
+/* The queue as eject, reset and the one-event-per-kind rule leave it. A
+ * head the guest has read may outlive its slot (its handler still runs),
+ * so only its code is checked. */
+static void check_queue(const struct pcihp *hp, struct ss_reader *r,
+                        const struct pcihp_saved *sv)
+{
+    uint32_t inserts = 0, removes = 0;
+
+    if (hp->layout != PCIHP_LAYOUT_QEMU_TRAD) {
+        if (sv->queue_len || sv->head_read)
+            ss_fail(r, "queue_len", "%u events: the qemu-xen layout has no "
+                    "queue", sv->queue_len);
+        return;
+    }
+    if (sv->head_read && !sv->queue_len) {
+        ss_fail(r, "head_read", "set with an empty queue");
+        return;
+    }
+    for (unsigned i = 0; i < sv->queue_len; i++) {
+        const struct pcihp_event *ev = &sv->queue[i];
+        unsigned slot = PCI_SLOT(ev->devfn);
+        uint32_t bit = 1u << slot;
+
+        if (ev->code != PCIHP_EVENT_INSERT && ev->code != PCIHP_EVENT_REMOVE) {
+            ss_fail(r, "queue", "event %u has code %u", i, ev->code);
+            return;
+        }
+        if (i == 0 && sv->head_read)
+            continue;
+        if (ev->code == PCIHP_EVENT_INSERT) {
+            if (PCI_FUNC(ev->devfn) != 0 || !saved_present(sv, ev->devfn) ||
+                (inserts & bit)) {
+                ss_fail(r, "queue", "event %u: insert of 00:%02x.%x, which "
+                        "is %s", i, slot, PCI_FUNC(ev->devfn),
+                        inserts & bit ? "announced twice"
+                        : PCI_FUNC(ev->devfn) ? "not function 0"
+                                              : "not present");
+                return;
+            }
+            inserts |= bit;
+        } else {
+            /* Announced on the slot's first present function (a pending
+             * slot always has one). */
+            unsigned first = (unsigned)__builtin_ctz(
+                sv->functions_present[slot] | 0x100u);
+
+            if (!(sv->removal_pending & bit) || (removes & bit) ||
+                PCI_FUNC(ev->devfn) != first) {
+                ss_fail(r, "queue", "event %u: removal of 00:%02x.%x, which "
+                        "is %s", i, slot, PCI_FUNC(ev->devfn),
+                        removes & bit ? "announced twice"
+                        : !(sv->removal_pending & bit)
+                            ? "not being removed"
+                            : "not the slot's first function");
+                return;
+            }
+            removes |= bit;
+        }
+    }
+}
+
+int pcihp_load(struct pcihp *hp, struct ss_reader *r)
+{
+    struct pcihp_saved sv = {0};
+    uint32_t version;
+    int rc;
+
+    rc = ss_open_section(r, PCIHP_SS_NAME, (uint32_t)hp->region.base,
+                         PCIHP_SS_VERSION, &version);
+    if (rc < 0)
+        return rc;
+    ss_get_u8(r, "layout", &sv.layout);
+    if (ss_ok(r) && sv.layout != (uint8_t)hp->layout)
+        ss_fail(r, "layout", "%s registers, this machine has %s",
+                sv.layout == PCIHP_LAYOUT_QEMU_XEN    ? "qemu-xen"
+                : sv.layout == PCIHP_LAYOUT_QEMU_TRAD ? "qemu-trad"
+                                                      : "unknown",
+                layout_name(hp->layout));
+    ss_get_bytes(r, "functions_present", sv.functions_present,
+                 sizeof(sv.functions_present));
+    ss_get_u32(r, "hotpluggable", &sv.hotpluggable);
+    ss_get_u32(r, "removal_pending", &sv.removal_pending);
+    ss_get_u8(r, "queue_len", &sv.queue_len);
+    if (ss_ok(r) && sv.queue_len > PCIHP_QUEUE_LEN)
+        ss_fail(r, "queue_len", "%u events, the queue holds %d",
+                sv.queue_len, PCIHP_QUEUE_LEN);
+    for (unsigned i = 0; ss_ok(r) && i < sv.queue_len; i++) {
+        ss_get_u8(r, "queue.code", &sv.queue[i].code);
+        ss_get_u8(r, "queue.devfn", &sv.queue[i].devfn);
+    }
+    ss_get_bool(r, "head_read", &sv.head_read);
+    if (ss_ok(r))
+        check_slots(hp, r, &sv);
+    if (ss_ok(r))
+        check_queue(hp, r, &sv);
+    rc = ss_close_section(r);
+    if (rc < 0)
+        return rc;
+    memcpy(hp->functions_present, sv.functions_present,
+           sizeof(hp->functions_present));
+    hp->removal_pending = sv.removal_pending;
+    memcpy(hp->queue, sv.queue, sv.queue_len * sizeof(hp->queue[0]));
+    hp->queue_len = sv.queue_len;
+    hp->head_read = sv.head_read;
+    return 0;
 }

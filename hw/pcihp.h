@@ -161,4 +161,17 @@ unsigned pcihp_queued_events(const struct pcihp *hp);
  * counting as a guest read. */
 struct pcihp_event pcihp_shown_event(const struct pcihp *hp);
 
+struct ss_writer;
+struct ss_reader;
+/* Section "pcihp", instance = the layout's base port: functions present,
+ * hot-pluggable and removal-pending slots, and (qemu-trad) the event queue
+ * with whether the guest has read its head. Load checks the state against
+ * the PCI bus as it is now (the machine re-creates hot-plugged functions
+ * first) and against the rules of hotplug.md: nothing marked present that
+ * is not plugged, removals only of present hot-pluggable slots, queued
+ * events only for what is present or being removed, no slot announced
+ * twice. It raises nothing: the GPE status is the PM device's state. */
+int pcihp_save(const struct pcihp *hp, struct ss_writer *w);
+int pcihp_load(struct pcihp *hp, struct ss_reader *r);
+
 #endif

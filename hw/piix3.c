@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "../lib/log.h"
+#include "savestate.h"
 
 TRACE_POINT(trace_piix3, "piix3");
 
@@ -265,4 +266,55 @@ int piix3_pirq_to_isa(const struct piix3 *s, unsigned link)
 bool piix3_a20_enabled(const struct piix3 *s)
 {
     return s->port92 & PIIX3_PORT92_A20;
+}
+
+/* --- save and restore ----------------------------------------------------- */
+
+#define PIIX3_SS_NAME "piix3"
+#define PIIX3_SS_VERSION 1
+
+int piix3_save(const struct piix3 *s, struct ss_writer *w)
+{
+    ss_begin_section(w, PIIX3_SS_NAME, s->fn.devfn, PIIX3_SS_VERSION);
+    pci_function_save(&s->fn, w);
+    ss_put_u8(w, s->rcr);
+    ss_put_u8(w, s->port92);
+    return ss_end_section(w);
+}
+
+int piix3_load(struct piix3 *s, struct ss_reader *r)
+{
+    struct pci_function_state st;
+    uint8_t rcr, port92;
+    bool a20_was = piix3_a20_enabled(s);
+    uint32_t version;
+    int rc;
+
+    rc = ss_open_section(r, PIIX3_SS_NAME, s->fn.devfn, PIIX3_SS_VERSION,
+                         &version);
+    if (rc < 0)
+        return rc;
+    pci_function_load_check(&s->fn, r, &st);
+    ss_get_u8(r, "rcr", &rcr);
+    /* port92 reads back whatever byte was written last: any value. */
+    ss_get_u8(r, "port92", &port92);
+    if (ss_ok(r) && (rcr & ~PIIX3_RCR_SRST))
+        ss_fail(r, "rcr", "0x%02x: only SRST (0x%02x) is ever kept", rcr,
+                PIIX3_RCR_SRST);
+    rc = ss_close_section(r);
+    if (rc < 0)
+        return rc;
+    rc = pci_function_restore(&s->fn, &st, r);
+    if (rc < 0)
+        return rc;
+    s->rcr = rcr;
+    s->port92 = port92;
+    /* Xen knows the routes only from us: the new ones must reach it even
+     * where they equal what a freshly built machine reported. */
+    for (unsigned link = 0; link < PIIX3_NUM_PIRQS; link++)
+        irq_route_pci_link(s->irq, link,
+                           pirq_route_value(s->fn.config[PIIX3_PIRQRC + link]));
+    if (piix3_a20_enabled(s) != a20_was && s->ops.a20_changed)
+        s->ops.a20_changed(s->ops.opaque, piix3_a20_enabled(s));
+    return 0;
 }

@@ -93,4 +93,13 @@ int piix3_pirq_to_isa(const struct piix3 *s, unsigned link);
 /* Port 0x92 bit 1 (fast A20 gate). */
 bool piix3_a20_enabled(const struct piix3 *s);
 
+struct ss_writer;
+struct ss_reader;
+/* Section "piix3", instance = devfn: configuration space, RCR and port
+ * 0x92. Load reports the four PIRQ routes on the irq sink again (the
+ * hypervisor's copy must follow) and an A20 change to ops.a20_changed; it
+ * requests no reset, whatever the bytes say. */
+int piix3_save(const struct piix3 *s, struct ss_writer *w);
+int piix3_load(struct piix3 *s, struct ss_reader *r);
+
 #endif

@@ -7,9 +7,11 @@
 #include "piix4_pm.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../lib/log.h"
+#include "savestate.h"
 
 TRACE_POINT(trace_piix4_pm1_cnt, "piix4_pm1_cnt");
 TRACE_POINT(trace_piix4_apm, "piix4_apm");
@@ -465,4 +467,143 @@ void piix4_pm_machine_ready(struct piix4_pm *pm)
      * part of what a reset restores here. */
     config[PIIX4_DEVRESA + 3] = power_on[PIIX4_DEVRESA + 3] = devresa;
     config[PIIX4_DEVRESC + 3] = power_on[PIIX4_DEVRESC + 3] = devresc;
+}
+
+/* --- save and restore ----------------------------------------------------- */
+
+#define PIIX4_PM_SS_NAME "piix4-pm"
+#define PIIX4_PM_SS_VERSION 1
+/* Bytes of the CPU map that can hold a vCPU; the rest always read 0. */
+#define PIIX4_CPU_MAP_USED (PIIX4_MAX_CPUS / 8)
+
+struct piix4_pm_saved {
+    bool fixed_pmba, sci_en_at_reset;
+    uint16_t pm1_cnt;
+    uint8_t apm_cnt, apm_sts;
+    uint16_t gpe_sts, gpe_en;
+    uint8_t cpu_map[PIIX4_CPU_MAP_LEN];
+    bool pm1_cnt_mapped;
+};
+
+int piix4_pm_save(const struct piix4_pm *pm, struct ss_writer *w)
+{
+    ss_begin_section(w, PIIX4_PM_SS_NAME, pm->fn.devfn, PIIX4_PM_SS_VERSION);
+    pci_function_save(&pm->fn, w);
+    ss_put_bool(w, pm->cfg.fixed_pmba);
+    ss_put_bool(w, pm->cfg.sci_en_at_reset);
+    ss_put_u16(w, pm->pm1_cnt);
+    ss_put_u8(w, pm->apm_cnt);
+    ss_put_u8(w, pm->apm_sts);
+    ss_put_u16(w, pm->gpe_sts);
+    ss_put_u16(w, pm->gpe_en);
+    ss_put_bytes(w, pm->cpu_map, sizeof(pm->cpu_map));
+    ss_put_bool(w, pm->pm1_cnt_region.mapped);
+    return ss_end_section(w);
+}
+
+static void check_saved(const struct piix4_pm *pm, struct ss_reader *r,
+                        const struct piix4_pm_saved *sv,
+                        const struct pci_function_state *st)
+{
+    if (sv->fixed_pmba != pm->cfg.fixed_pmba ||
+        sv->sci_en_at_reset != pm->cfg.sci_en_at_reset) {
+        ss_fail(r, "fixed_pmba", "state of a %s PM device, this one is %s",
+                sv->fixed_pmba ? "qemu-trad" : "qemu-xen",
+                pm->cfg.fixed_pmba ? "qemu-trad" : "qemu-xen");
+        return;
+    }
+    if (sv->pm1_cnt & PIIX4_PM1_CNT_SLP_EN) {
+        ss_fail(r, "pm1_cnt", "0x%04x has SLP_EN, which is never stored",
+                sv->pm1_cnt);
+        return;
+    }
+    for (unsigned i = PIIX4_CPU_MAP_USED; i < PIIX4_CPU_MAP_LEN; i++) {
+        if (sv->cpu_map[i]) {
+            ss_fail(r, "cpu_map", "byte %u is 0x%02x: no vCPU above %u exists",
+                    i, sv->cpu_map[i], PIIX4_MAX_CPUS - 1);
+            return;
+        }
+    }
+    if (pm->cfg.fixed_pmba && !sv->pm1_cnt_mapped)
+        ss_fail(r, "pm1_cnt_mapped", "qemu-trad's PM block always decodes");
+    else if (!pm->cfg.fixed_pmba && sv->pm1_cnt_mapped &&
+             !(st->config[PIIX4_PMREGMISC] & PIIX4_PMREGMISC_PMIOSE))
+        ss_fail(r, "pm1_cnt_mapped", "PM1a_CNT decoding with PMIOSE clear");
+}
+
+/* Puts PM1a_CNT where the saved state had it: at PMBA + 4 from config if
+ * mapped, nowhere otherwise (a qemu-trad block never moves). */
+static int pm1_cnt_place(struct piix4_pm *pm, const uint8_t *config,
+                         bool mapped)
+{
+    uint16_t base = pci_get_word(&config[PIIX4_PMBA]) & PIIX4_PMBA_MASK;
+    int rc;
+
+    if (pm->cfg.fixed_pmba)
+        return 0;
+    if (pm->pm1_cnt_region.mapped && mapped && base == pm->pm1_cnt_base)
+        return 0;
+    bus_unmap(pm->bus, &pm->pm1_cnt_region);
+    if (!mapped)
+        return 0;
+    rc = bus_map(pm->bus, BUS_PIO, &pm->pm1_cnt_region,
+                 base + PIIX4_PM1_CNT_OFFSET);
+    if (rc == 0)
+        pm->pm1_cnt_base = base;
+    return rc;
+}
+
+int piix4_pm_load(struct piix4_pm *pm, struct ss_reader *r)
+{
+    struct pci_function_state st, old;
+    struct piix4_pm_saved sv = {0};
+    bool was_mapped = pm->pm1_cnt_region.mapped;
+    uint32_t version;
+    int rc;
+
+    rc = ss_open_section(r, PIIX4_PM_SS_NAME, pm->fn.devfn,
+                         PIIX4_PM_SS_VERSION, &version);
+    if (rc < 0)
+        return rc;
+    pci_function_load_check(&pm->fn, r, &st);
+    ss_get_bool(r, "fixed_pmba", &sv.fixed_pmba);
+    ss_get_bool(r, "sci_en_at_reset", &sv.sci_en_at_reset);
+    ss_get_u16(r, "pm1_cnt", &sv.pm1_cnt);
+    ss_get_u8(r, "apm_cnt", &sv.apm_cnt);
+    ss_get_u8(r, "apm_sts", &sv.apm_sts);
+    /* Any GPE0 bit can be raised and any enabled. */
+    ss_get_u16(r, "gpe_sts", &sv.gpe_sts);
+    ss_get_u16(r, "gpe_en", &sv.gpe_en);
+    ss_get_bytes(r, "cpu_map", sv.cpu_map, sizeof(sv.cpu_map));
+    ss_get_bool(r, "pm1_cnt_mapped", &sv.pm1_cnt_mapped);
+    if (ss_ok(r))
+        check_saved(pm, r, &sv, &st);
+    rc = ss_close_section(r);
+    if (rc < 0)
+        return rc;
+
+    pci_function_capture(&pm->fn, &old);
+    rc = pm1_cnt_place(pm, st.config, sv.pm1_cnt_mapped);
+    if (rc < 0) {
+        uint16_t base = pci_get_word(&st.config[PIIX4_PMBA]) & PIIX4_PMBA_MASK;
+        char why[sizeof(pm->bus->error)];
+
+        snprintf(why, sizeof(why), "%s", pm->bus->error);
+        pm1_cnt_place(pm, old.config, was_mapped);
+        return ss_fail(r, "pm1_cnt_mapped", "PM1a_CNT at 0x%x cannot decode: "
+                       "%s", base + PIIX4_PM1_CNT_OFFSET, why);
+    }
+    rc = pci_function_restore(&pm->fn, &st, r);
+    if (rc < 0) {
+        pm1_cnt_place(pm, old.config, was_mapped);
+        return rc;
+    }
+    pm->pm1_cnt = sv.pm1_cnt;
+    pm->apm_cnt = sv.apm_cnt;
+    pm->apm_sts = sv.apm_sts;
+    pm->gpe_sts = sv.gpe_sts;
+    pm->gpe_en = sv.gpe_en;
+    memcpy(pm->cpu_map, sv.cpu_map, sizeof(pm->cpu_map));
+    update_sci(pm);
+    return 0;
 }

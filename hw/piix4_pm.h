@@ -156,4 +156,14 @@ void piix4_pm_gpe_raise(struct piix4_pm *pm, unsigned bit);
  * status bit 2. Returns 0, or -EINVAL for cpu >= PIIX4_MAX_CPUS. */
 int piix4_pm_set_cpu_online(struct piix4_pm *pm, unsigned cpu, bool online);
 
+struct ss_writer;
+struct ss_reader;
+/* Section "piix4-pm", instance = devfn: configuration space, PM1a_CNT and
+ * where it decodes, the APM bytes, GPE0 status and enable, the CPU map.
+ * The flavour-dependent config (fixed_pmba, sci_en_at_reset) must match.
+ * Load drives the SCI to what GPE0 now says; it never acts on a sleep
+ * request. */
+int piix4_pm_save(const struct piix4_pm *pm, struct ss_writer *w);
+int piix4_pm_load(struct piix4_pm *pm, struct ss_reader *r);
+
 #endif

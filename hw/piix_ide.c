@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "../lib/log.h"
+#include "savestate.h"
 
 TRACE_POINT(trace_piix_ide, "piix_ide");
 
@@ -159,7 +160,7 @@ static const struct bus_region_ops bm_ops = {
     .max_access = 4,
 };
 
-/* --- PCI function ---------------------------------------------------------- */
+/* --- PCI function --------------------------------------------------------- */
 
 static void piix_ide_config_write(struct pci_function *f, unsigned reg,
                                   uint32_t value, unsigned size)
@@ -212,3 +213,77 @@ out:
 void piix_ide_fini(struct piix_ide *s) { pci_unregister_function(&s->fn); }
 
 void piix_ide_reset(struct piix_ide *s) { pci_function_reset(&s->fn); }
+
+/* --- save and restore ----------------------------------------------------- */
+
+#define PIIX_IDE_SS_NAME "piix-ide"
+#define PIIX_IDE_SS_VERSION 1
+
+#define BMISTA_KEPT                                                            \
+    (PIIX_IDE_BMISTA_BMIDEA | PIIX_IDE_BMISTA_ERR | PIIX_IDE_BMISTA_IDEINTS |  \
+     PIIX_IDE_BMISTA_DMA0CAP | PIIX_IDE_BMISTA_DMA1CAP)
+
+int piix_ide_save(const struct piix_ide *s, struct ss_writer *w)
+{
+    ss_begin_section(w, PIIX_IDE_SS_NAME, s->fn.devfn, PIIX_IDE_SS_VERSION);
+    pci_function_save(&s->fn, w);
+    for (unsigned ch = 0; ch < 2; ch++) {
+        ss_put_u8(w, s->bm[ch].cmd);
+        ss_put_u8(w, s->bm[ch].status);
+        ss_put_u32(w, s->bm[ch].prd);
+    }
+    return ss_end_section(w);
+}
+
+static void check_channel(struct ss_reader *r, unsigned ch,
+                          const struct piix_ide_bm *bm)
+{
+    static const char *const cmd_field[2] = {"bm[0].cmd", "bm[1].cmd"};
+    static const char *const status_field[2] = {"bm[0].status",
+                                                "bm[1].status"};
+    static const char *const prd_field[2] = {"bm[0].prd", "bm[1].prd"};
+
+    if (bm->cmd & ~(PIIX_IDE_BMICOM_SSBM | PIIX_IDE_BMICOM_RWCON))
+        ss_fail(r, cmd_field[ch], "0x%02x has bits BMICOM never keeps",
+                bm->cmd);
+    else if (bm->status & ~BMISTA_KEPT)
+        ss_fail(r, status_field[ch], "0x%02x has bits BMISTA never keeps",
+                bm->status);
+    /* With no ATA engine a channel is active exactly while SSBM is set. */
+    else if (!(bm->cmd & PIIX_IDE_BMICOM_SSBM) !=
+             !(bm->status & PIIX_IDE_BMISTA_BMIDEA))
+        ss_fail(r, status_field[ch], "BMIDEA %s while SSBM is %s",
+                bm->status & PIIX_IDE_BMISTA_BMIDEA ? "set" : "clear",
+                bm->cmd & PIIX_IDE_BMICOM_SSBM ? "set" : "clear");
+    else if (bm->prd & 3)
+        ss_fail(r, prd_field[ch], "0x%08x is not dword aligned", bm->prd);
+}
+
+int piix_ide_load(struct piix_ide *s, struct ss_reader *r)
+{
+    struct pci_function_state st;
+    struct piix_ide_bm bm[2];
+    uint32_t version;
+    int rc;
+
+    rc = ss_open_section(r, PIIX_IDE_SS_NAME, s->fn.devfn, PIIX_IDE_SS_VERSION,
+                         &version);
+    if (rc < 0)
+        return rc;
+    pci_function_load_check(&s->fn, r, &st);
+    for (unsigned ch = 0; ch < 2; ch++) {
+        ss_get_u8(r, "bm.cmd", &bm[ch].cmd);
+        ss_get_u8(r, "bm.status", &bm[ch].status);
+        ss_get_u32(r, "bm.prd", &bm[ch].prd);
+        if (ss_ok(r))
+            check_channel(r, ch, &bm[ch]);
+    }
+    rc = ss_close_section(r);
+    if (rc < 0)
+        return rc;
+    rc = pci_function_restore(&s->fn, &st, r);
+    if (rc < 0)
+        return rc;
+    memcpy(s->bm, bm, sizeof(s->bm));
+    return 0;
+}

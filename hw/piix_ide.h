@@ -58,4 +58,11 @@ void piix_ide_fini(struct piix_ide *s);
  * unmapped, bus-master registers cleared. */
 void piix_ide_reset(struct piix_ide *s);
 
+struct ss_writer;
+struct ss_reader;
+/* Section "piix-ide", instance = devfn: configuration space and both
+ * channels' bus-master registers. */
+int piix_ide_save(const struct piix_ide *s, struct ss_writer *w);
+int piix_ide_load(struct piix_ide *s, struct ss_reader *r);
+
 #endif

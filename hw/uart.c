@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "../lib/log.h"
+#include "savestate.h"
 
 /* Register offsets, PC16550D names. Offsets 0 and 1 are the divisor latch
  * while LCR.DLAB is set. */
@@ -215,24 +216,29 @@ static void update_char_time(struct uart *u)
     u->char_time_ns = (uint64_t)bits * divisor * 1000000000ull / UART_BAUD_BASE;
 }
 
-static uint8_t modem_inputs(const struct uart *u)
+static uint8_t modem_inputs_for(uint8_t mcr)
 {
     uint8_t in = 0;
 
-    if (!(u->mcr & MCR_LOOP)) {
+    if (!(mcr & MCR_LOOP)) {
         /* The far end of a virtual line is always there and ready. */
         return MSR_CTS | MSR_DSR | MSR_DCD;
     }
     /* Loopback wires the modem outputs to the inputs inside the chip. */
-    if (u->mcr & MCR_RTS)
+    if (mcr & MCR_RTS)
         in |= MSR_CTS;
-    if (u->mcr & MCR_DTR)
+    if (mcr & MCR_DTR)
         in |= MSR_DSR;
-    if (u->mcr & MCR_OUT1)
+    if (mcr & MCR_OUT1)
         in |= MSR_RI;
-    if (u->mcr & MCR_OUT2)
+    if (mcr & MCR_OUT2)
         in |= MSR_DCD;
     return in;
+}
+
+static uint8_t modem_inputs(const struct uart *u)
+{
+    return modem_inputs_for(u->mcr);
 }
 
 static void update_modem_status(struct uart *u)
@@ -546,4 +552,131 @@ void uart_fini(struct uart *u)
         u->irq_level = false;
         irq_set_isa(u->irq_sink, u->irq, false);
     }
+}
+
+/* --- save and restore ----------------------------------------------------- */
+
+#define UART_SS_NAME "uart"
+#define UART_SS_VERSION 1
+
+struct uart_saved {
+    uint16_t divisor;
+    uint8_t ier, lcr, mcr, lsr_errors, msr, scr, fcr, rbr;
+    uint8_t rx_head, rx_count;
+    uint8_t rx_data[UART_FIFO_SIZE];
+    bool thr_ipending, timeout_ipending;
+};
+
+int uart_save(const struct uart *u, struct ss_writer *w)
+{
+    ss_begin_section(w, UART_SS_NAME, (uint32_t)u->region.base,
+                     UART_SS_VERSION);
+    ss_put_u16(w, u->divisor);
+    ss_put_u8(w, u->ier);
+    ss_put_u8(w, u->lcr);
+    ss_put_u8(w, u->mcr);
+    ss_put_u8(w, u->lsr_errors);
+    ss_put_u8(w, u->msr);
+    ss_put_u8(w, u->scr);
+    ss_put_u8(w, u->fcr);
+    ss_put_u8(w, u->rbr);
+    ss_put_u8(w, (uint8_t)u->rx.head);
+    ss_put_u8(w, (uint8_t)u->rx.count);
+    ss_put_bytes(w, u->rx.data, sizeof(u->rx.data));
+    ss_put_bool(w, u->thr_ipending);
+    ss_put_bool(w, u->timeout_ipending);
+    return ss_end_section(w);
+}
+
+/* What the registers can hold given how they are written: anything else
+ * would make the FIFO index run off its buffer or show the guest a state
+ * no 16550A reaches. */
+static void check_saved(struct ss_reader *r, const struct uart_saved *sv)
+{
+    bool fifo = sv->fcr & FCR_FIFO_ENABLE;
+
+    if (sv->ier & ~IER_MASK)
+        ss_fail(r, "ier", "0x%02x has reserved bits", sv->ier);
+    else if (sv->mcr & ~MCR_MASK)
+        ss_fail(r, "mcr", "0x%02x has reserved bits", sv->mcr);
+    else if (sv->lsr_errors & ~LSR_ERRORS)
+        ss_fail(r, "lsr_errors", "0x%02x is not a set of error bits",
+                sv->lsr_errors);
+    else if ((sv->msr & ~MSR_DELTAS) != modem_inputs_for(sv->mcr))
+        ss_fail(r, "msr", "0x%02x: the modem lines read 0x%02x with MCR "
+                "0x%02x", sv->msr, modem_inputs_for(sv->mcr), sv->mcr);
+    else if (sv->fcr & ~(FCR_FIFO_ENABLE | FCR_DMA_MODE | FCR_RCVR_TRIGGER))
+        ss_fail(r, "fcr", "0x%02x has bits FCR never keeps", sv->fcr);
+    else if (!fifo && sv->fcr)
+        ss_fail(r, "fcr", "0x%02x: FIFO options without FIFO enable",
+                sv->fcr);
+    else if (sv->rx_head >= UART_FIFO_SIZE)
+        ss_fail(r, "rx.head", "%u is past the %d-byte FIFO", sv->rx_head,
+                UART_FIFO_SIZE);
+    else if (sv->rx_count > (fifo ? UART_FIFO_SIZE : 1))
+        ss_fail(r, "rx.count", "%u characters, the receiver holds %d in "
+                "%s mode", sv->rx_count, fifo ? UART_FIFO_SIZE : 1,
+                fifo ? "FIFO" : "16450");
+    else if (sv->timeout_ipending && !(fifo && sv->rx_count))
+        ss_fail(r, "timeout_ipending", "a character timeout with %s",
+                fifo ? "an empty FIFO" : "FIFOs off");
+}
+
+int uart_load(struct uart *u, struct ss_reader *r)
+{
+    struct uart_saved sv = {0};
+    uint32_t version;
+    int rc;
+
+    rc = ss_open_section(r, UART_SS_NAME, (uint32_t)u->region.base,
+                         UART_SS_VERSION, &version);
+    if (rc < 0)
+        return rc;
+    /* Any divisor (0 included, see update_char_time), LCR, SCR and RBR. */
+    ss_get_u16(r, "divisor", &sv.divisor);
+    ss_get_u8(r, "ier", &sv.ier);
+    ss_get_u8(r, "lcr", &sv.lcr);
+    ss_get_u8(r, "mcr", &sv.mcr);
+    ss_get_u8(r, "lsr_errors", &sv.lsr_errors);
+    ss_get_u8(r, "msr", &sv.msr);
+    ss_get_u8(r, "scr", &sv.scr);
+    ss_get_u8(r, "fcr", &sv.fcr);
+    ss_get_u8(r, "rbr", &sv.rbr);
+    ss_get_u8(r, "rx.head", &sv.rx_head);
+    ss_get_u8(r, "rx.count", &sv.rx_count);
+    ss_get_bytes(r, "rx.data", sv.rx_data, sizeof(sv.rx_data));
+    ss_get_bool(r, "thr_ipending", &sv.thr_ipending);
+    ss_get_bool(r, "timeout_ipending", &sv.timeout_ipending);
+    if (ss_ok(r))
+        check_saved(r, &sv);
+    rc = ss_close_section(r);
+    if (rc < 0)
+        return rc;
+
+    loop_timer_cancel(&u->rx_timeout);
+    u->divisor = sv.divisor;
+    u->ier = sv.ier;
+    u->lcr = sv.lcr;
+    u->mcr = sv.mcr;
+    u->lsr_errors = sv.lsr_errors;
+    u->msr = sv.msr;
+    u->scr = sv.scr;
+    u->fcr = sv.fcr;
+    u->rbr = sv.rbr;
+    /* Outside FIFO mode the trigger level is never consulted; FCR is
+     * written again before it is. */
+    u->rx_trigger = fifo_mode(u) ? rx_trigger_levels[(u->fcr &
+                                                      FCR_RCVR_TRIGGER) >> 6]
+                                 : 1;
+    memcpy(u->rx.data, sv.rx_data, sizeof(u->rx.data));
+    u->rx.head = sv.rx_head;
+    u->rx.count = sv.rx_count;
+    u->thr_ipending = sv.thr_ipending;
+    u->timeout_ipending = sv.timeout_ipending;
+    update_char_time(u);
+    if (!u->timeout_ipending)
+        rx_timeout_restart(u);
+    update_irq(u);
+    accept_host_input(u);
+    return 0;
 }

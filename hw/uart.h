@@ -69,4 +69,14 @@ void uart_fini(struct uart *u);
  * SCR 0, divisor 12 (9600 baud), FIFOs off and empty; lowers the line. */
 void uart_reset(struct uart *u);
 
+struct ss_writer;
+struct ss_reader;
+/* Section "uart", instance = base port: every register, the receive FIFO
+ * and the latched interrupts. Load re-arms the character timeout if the
+ * FIFO holds characters (a full period: the time already spent is not
+ * kept), sets the IRQ line to what the registers say and lets the backend
+ * deliver again. Counters (tx_bytes, ...) are the host's, not restored. */
+int uart_save(const struct uart *u, struct ss_writer *w);
+int uart_load(struct uart *u, struct ss_reader *r);
+
 #endif

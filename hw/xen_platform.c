@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "savestate.h"
+
 TRACE_POINT(trace_xen_platform, "xen_platform");
 
 /* Product numbers of xen/include/public/hvm/pvdrivers.h, for the log. */
@@ -309,4 +311,110 @@ void xen_platform_fini(struct xen_platform *p)
     pci_unregister_function(&p->fn);
     /* A partial last line is still worth having. */
     log_flush(p);
+}
+
+/* --- save and restore ----------------------------------------------------- */
+
+#define XEN_PLATFORM_SS_NAME "xen-platform"
+#define XEN_PLATFORM_SS_VERSION 1
+
+struct xen_platform_saved {
+    uint8_t flags;
+    uint16_t product;
+    bool product_reported;
+    uint32_t build;
+    bool build_reported;
+    bool blacklisted;
+    uint16_t log_len;
+    char log_line[XEN_PLATFORM_LOG_LINE_MAX];
+};
+
+int xen_platform_save(const struct xen_platform *p, struct ss_writer *w)
+{
+    ss_begin_section(w, XEN_PLATFORM_SS_NAME, p->fn.devfn,
+                     XEN_PLATFORM_SS_VERSION);
+    pci_function_save(&p->fn, w);
+    ss_put_u8(w, p->flags);
+    ss_put_u16(w, p->product);
+    ss_put_bool(w, p->product_reported);
+    ss_put_u32(w, p->build);
+    ss_put_bool(w, p->build_reported);
+    ss_put_bool(w, p->blacklisted);
+    ss_put_u16(w, (uint16_t)p->log_len);
+    ss_put_bytes(w, p->log_line, p->log_len);
+    return ss_end_section(w);
+}
+
+/* Everything but the log text, which is checked as it is read. */
+static void check_saved(struct ss_reader *r,
+                        const struct xen_platform_saved *sv)
+{
+    if (sv->flags & ~XEN_PLATFORM_FLAG_ROM_LOCK)
+        ss_fail(r, "flags", "0x%02x: only ROM_LOCK (0x%02x) is kept",
+                sv->flags, XEN_PLATFORM_FLAG_ROM_LOCK);
+    else if (!sv->product_reported && sv->product)
+        ss_fail(r, "product", "%u without a product report", sv->product);
+    else if (!sv->build_reported && sv->build)
+        ss_fail(r, "build", "%u without a build report", sv->build);
+    /* Only a build reported after its product is looked up. */
+    else if (sv->blacklisted && !(sv->product_reported && sv->build_reported))
+        ss_fail(r, "blacklisted", "set, but no driver was ever looked up");
+}
+
+int xen_platform_load(struct xen_platform *p, struct ss_reader *r)
+{
+    struct pci_function_state st, old;
+    struct xen_platform_saved sv = {0};
+    uint32_t version;
+    int rc;
+
+    rc = ss_open_section(r, XEN_PLATFORM_SS_NAME, p->fn.devfn,
+                         XEN_PLATFORM_SS_VERSION, &version);
+    if (rc < 0)
+        return rc;
+    pci_function_load_check(&p->fn, r, &st);
+    ss_get_u8(r, "flags", &sv.flags);
+    ss_get_u16(r, "product", &sv.product);
+    ss_get_bool(r, "product_reported", &sv.product_reported);
+    ss_get_u32(r, "build", &sv.build);
+    ss_get_bool(r, "build_reported", &sv.build_reported);
+    ss_get_bool(r, "blacklisted", &sv.blacklisted);
+    ss_get_u16(r, "log_len", &sv.log_len);
+    /* A full line is flushed at once, so a kept one is always shorter. */
+    if (ss_ok(r) && sv.log_len >= XEN_PLATFORM_LOG_LINE_MAX)
+        ss_fail(r, "log_len", "%u, a partial line is below %d bytes",
+                sv.log_len, XEN_PLATFORM_LOG_LINE_MAX);
+    ss_get_bytes(r, "log_line", sv.log_line, ss_ok(r) ? sv.log_len : 0);
+    for (unsigned i = 0; ss_ok(r) && i < sv.log_len; i++)
+        if (sv.log_line[i] < 0x20 || sv.log_line[i] > 0x7e)
+            ss_fail(r, "log_line", "byte %u is 0x%02x: only printable ASCII "
+                    "is kept", i, (uint8_t)sv.log_line[i]);
+    if (ss_ok(r))
+        check_saved(r, &sv);
+    rc = ss_close_section(r);
+    if (rc < 0)
+        return rc;
+
+    pci_function_capture(&p->fn, &old);
+    rc = pci_function_restore(&p->fn, &st, r);
+    if (rc < 0)
+        return rc;
+    if (sv.flags != p->flags && p->ops.set_rom_lock) {
+        rc = p->ops.set_rom_lock(p->ops.opaque,
+                                 sv.flags & XEN_PLATFORM_FLAG_ROM_LOCK);
+        if (rc < 0) {
+            pci_function_restore(&p->fn, &old, NULL);
+            return ss_fail(r, "flags", "cannot %s the ROM area: %s",
+                           sv.flags ? "lock" : "unlock", strerror(-rc));
+        }
+    }
+    p->flags = sv.flags;
+    p->product = sv.product;
+    p->product_reported = sv.product_reported;
+    p->build = sv.build;
+    p->build_reported = sv.build_reported;
+    p->blacklisted = sv.blacklisted;
+    memcpy(p->log_line, sv.log_line, sv.log_len);
+    p->log_len = sv.log_len;
+    return 0;
 }

@@ -98,4 +98,13 @@ int xen_platform_init(struct xen_platform *p, struct pci_bus *pci,
                       const struct xen_platform_ops *ops);
 void xen_platform_fini(struct xen_platform *p);
 
+struct ss_writer;
+struct ss_reader;
+/* Section "xen-platform", instance = devfn: configuration space, platform
+ * flags (the ROM lock is applied through ops.set_rom_lock; if that fails
+ * nothing is loaded), the PV driver's product and build, the blacklist
+ * answer it was given, and a partial guest log line. */
+int xen_platform_save(const struct xen_platform *p, struct ss_writer *w);
+int xen_platform_load(struct xen_platform *p, struct ss_reader *r);
+
 #endif
