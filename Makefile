@@ -56,14 +56,35 @@ tests-bin/bench_%: obj/tests/bench/bench_%.o libxendm.a
 
 obj/tests/unit/%.o: CFLAGS += $(CMOCKA_CFLAGS)
 
+# The test double of the Xen libraries (tests/xendouble/README.md): a
+# library preloaded into the daemon, a ctypes helper for the Python harness
+# and a small client that exercises the double on its own.
+XENDOUBLE_SRCS = $(patsubst $(SRCDIR)/%,%,$(wildcard $(SRCDIR)/tests/xendouble/double_*.c))
+XENDOUBLE_BINS = tests-bin/libxendouble.so tests-bin/libxendouble_harness.so tests-bin/xendouble_selftest
+obj/tests/xendouble/%.o: CFLAGS += -fPIC
+
+tests-bin/libxendouble.so: $(XENDOUBLE_SRCS:%.c=obj/%.o)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(JSON_LIBS) -lpthread
+
+# Loaded into Python with ctypes, so never sanitized.
+tests-bin/libxendouble_harness.so: SAN_FLAGS =
+tests-bin/libxendouble_harness.so: obj/tests/xendouble/harness_atomic.o
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^
+
+tests-bin/xendouble_selftest: obj/tests/xendouble/client_selftest.o
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS)
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ./$$t; done
 
-integration: xen-dm
+integration: xen-dm $(XENDOUBLE_BINS)
 	XEN_DM=$(abspath xen-dm) $(PYTHON) -m pytest -q $(SRCDIR)/tests/integration
 
 # Unit tests, then the integration tests against the real daemon.
-check: xen-dm $(UNIT_BINS)
+check: xen-dm $(UNIT_BINS) $(XENDOUBLE_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ./$$t; done
 	XEN_DM=$(abspath xen-dm) $(PYTHON) -m pytest -q $(SRCDIR)/tests/integration
 
