@@ -69,7 +69,7 @@ tests-bin/libxendouble.so: $(XENDOUBLE_SRCS:%.c=obj/%.o)
 
 # Loaded into Python with ctypes, so never sanitized.
 tests-bin/libxendouble_harness.so: SAN_FLAGS =
-tests-bin/libxendouble_harness.so: obj/tests/xendouble/harness_atomic.o
+tests-bin/libxendouble_harness.so: obj/tests/xendouble/harness_atomic.o obj/tests/xendouble/harness_bench.o
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^
 

@@ -877,3 +877,106 @@ def test_leaks_injection_and_exit(xen, puppet):
     assert any("resource mapping" in l and "released only by exit" in l for l in leaks)
     assert sum("closed only by process exit" in l for l in leaks) == 4
     assert xen.leaks(implicit_ok=True) == ["ioreq server 0 (disabled) was never destroyed"]
+
+
+def test_xen_side_state_machine(xen, puppet):
+    """The harness's half of §1.3 against a device model done by hand."""
+    p = puppet().open_all()
+    sid = p.create()
+    _, addr = p.map_resource(sid)
+    s = xen.server(sid)
+    seen = []
+    xen.hook("xendevicemodel_set_ioreq_server_state", lambda c: seen.append(("before", xen.vp_eports(s))), "before")
+    xen.hook("xendevicemodel_set_ioreq_server_state", lambda c: seen.append(("after", xen.vp_eports(s))))
+    with pytest.raises(X.XenDoubleError, match="disabled"):
+        xen.start_ioreq(0)
+    local = p.ok("xenevtchn_bind_interdomain", p.xce, DOMID, s.vcpu_ports[0].port)
+    assert p.ok("xenevtchn_pending", p.xce) == local
+    p.ok("xenevtchn_unmask", p.xce, local)
+    # Hostile: an event on a disabled server's port still arrives.
+    xen.signal_vcpu(0, s)
+    assert p.ok("xenevtchn_pending", p.xce) == local
+    p.ok("xenevtchn_unmask", p.xce, local)
+    p.ok("xendevicemodel_set_ioreq_server_state", p.dm, DOMID, sid, 1)
+    assert seen == [("before", [0, 0]), ("after", [3, 4])]
+    slot0 = addr + X.PAGE
+
+    def dm_state(state, data=None):
+        """What a device model writes: data, then the state byte; then notify."""
+        if data is not None:
+            p.poke(slot0 + 8, struct.pack("<Q", data))
+        flags = p.peek(slot0 + 30, 1)[0]
+        p.poke(slot0 + 30, bytes([(flags & 0xF0) | state]))
+        p.ok("xenevtchn_notify", p.xce, local)
+
+    xen.write_slot(0, state=X.STATE_IOREQ_READY)
+    with pytest.raises(X.XenDoubleError, match="bad IO state"):
+        xen.start_ioreq(0)
+    xen.write_slot(0, state=X.STATE_IOREQ_NONE, vp_eport=99)
+    with pytest.raises(X.XenDoubleError, match="bad event channel"):
+        xen.start_ioreq(0)
+    xen.write_slot(0, vp_eport=s.vcpu_ports[0].port)
+
+    pending = xen.start_ioreq(0, IOREQ_TYPE_PIO, 0x60, 1, 1, IOREQ_READ)
+    assert p.ok("xenevtchn_pending", p.xce) == local
+    raw = p.peek(slot0, 32)
+    assert X.SLOT.unpack(raw) == (0x60, 0, 1, 1, s.vcpu_ports[0].port, 0, (1 << 5) | X.STATE_IOREQ_READY, 0)
+    with pytest.raises(X.XenDoubleError, match="already waits"):
+        xen.start_ioreq(0)
+    dm_state(X.STATE_IOREQ_INPROCESS)  # Xen keeps waiting
+    xen.wait_until(lambda: pending.prev == X.STATE_IOREQ_INPROCESS, what="Xen to see INPROCESS")
+    assert not pending.done
+    dm_state(X.STATE_IORESP_READY, 0x1234AB)
+    assert pending.wait()["data"] == 0x1234AB
+    assert xen.read_slot(0)["state"] == X.STATE_IOREQ_NONE
+    p.ok("xenevtchn_unmask", p.xce, local)
+
+    pending = xen.start_ioreq(0, IOREQ_TYPE_PIO, 0x60, 1, 1, IOREQ_READ)
+    dm_state(X.STATE_IOREQ_INPROCESS)
+    xen.wait_until(lambda: pending.prev == X.STATE_IOREQ_INPROCESS, what="Xen to see INPROCESS")
+    dm_state(X.STATE_IOREQ_READY)  # backwards: Xen crashes the domain
+    with pytest.raises(X.DomainCrash, match="went back"):
+        pending.wait()
+    xen.reset_slot(0)
+    pending = xen.start_ioreq(0, IOREQ_TYPE_PIO, 0x60, 1, 1, IOREQ_WRITE, 5)
+    dm_state(X.STATE_IOREQ_NONE)  # only Xen writes NONE: completes with ~0
+    assert pending.wait()["data"] == X.M64
+    assert [v.split(":")[1].strip() for v in xen.violations] == [
+        "ioreq state went back from 2 to 1", "the device model set the slot to NONE (only Xen does)"]
+    xen.violations.clear()
+    # No notify, no completion.
+    pending = xen.start_ioreq(0, IOREQ_TYPE_PIO, 0x60, 1, 1, IOREQ_READ)
+    with pytest.raises(TimeoutError, match="no answer"):
+        pending.wait(0.2)
+
+
+def test_benchmark_hot_path_hands_back_cleanly(xen, selftest):
+    st = selftest()
+    s = xen.wait_attached()
+    xen.guest_out(SCRATCH, 4, 0x600D)
+    lat = xen.bench_sync(300, 1, IOREQ_TYPE_PIO, SCRATCH, 4)
+    assert len(lat) == 300 and all(0 < t < 10 ** 10 for t in lat)
+    assert xen.read_slot(1)["state"] == X.STATE_IOREQ_NONE
+    pushed = s.buf_pushed
+    assert xen.bench_buffered(3000) > 0
+    assert s.buf_pushed == pushed + 3000
+    # The harness thread has the connection back, masks consistent.
+    assert xen.guest_in(0x514, 4) == 3000
+    assert xen.send_ioreq(1, IOREQ_TYPE_PIO, SCRATCH, 2, 1, IOREQ_READ) == 0x600D
+    assert xen.send_buffered(IOREQ_TYPE_COPY, 0xA0000, 2, 0x77) == "queued"
+    assert xen.guest_in(0x51C, 4) == 0x77
+    st.quit()
+    xen.assert_clean()
+
+
+def test_xen_dm_runs_under_the_double(xen, start_daemon):
+    """The production binary loads with the double preloaded (its Xen
+    symbols resolve to the double's) and works as before while it opens no
+    Xen handle."""
+    d = start_daemon(["-m", "16"], qtest=True, env=xen.env())
+    q = d.qtest()
+    q.outl(0xCF8, 0x80000000)
+    assert q.inl(0xCFC) != 0xFFFFFFFF
+    with open("/proc/%d/maps" % d.proc.pid) as f:
+        assert X.preload_library() in f.read()
+    assert xen.calls() == []

@@ -463,6 +463,15 @@ class _Conn:
         self.send(json.dumps(obj, separators=(",", ":")).encode() + b"\n")
 
 
+class _BenchState(ctypes.Structure):
+    """struct xdh_bench (harness_bench.c)."""
+    _fields_ = [("ctl_fd", ctypes.c_int), ("evt_fd", ctypes.c_int), ("local_port", ctypes.c_uint32),
+                ("masked", ctypes.c_int), ("pending", ctypes.c_int),
+                ("leftover", ctypes.c_void_p), ("leftover_len", ctypes.c_size_t), ("leftover_cap", ctypes.c_size_t),
+                ("deferred", ctypes.c_void_p), ("deferred_len", ctypes.c_size_t), ("deferred_cap", ctypes.c_size_t),
+                ("notifies", ctypes.c_uint64)]
+
+
 class _Atomics:
     """Ordered and atomic accesses to the shared file (see harness_atomic.c)."""
 
@@ -480,7 +489,12 @@ class _Atomics:
                                 ("xdh_store32", None, [vp, ctypes.c_uint32]),
                                 ("xdh_load64", ctypes.c_uint64, [vp]),
                                 ("xdh_cmpxchg64", ctypes.c_uint64, [vp, ctypes.c_uint64, ctypes.c_uint64]),
-                                ("xdh_fence", None, [])):
+                                ("xdh_fence", None, []),
+                                ("xdh_bench_sync", ctypes.c_int, [vp, vp, ctypes.c_uint64, vp, vp]),
+                                ("xdh_bench_buffered", ctypes.c_int,
+                                 [vp, vp, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int]),
+                                ("xdh_bench_feed", ctypes.c_int, [vp, vp, ctypes.c_size_t]),
+                                ("xdh_bench_free", None, [vp])):
             fn = getattr(lib, name)
             fn.restype = res
             fn.argtypes = args
@@ -611,6 +625,7 @@ class XenDouble:
         self._sel.register(self.listener, selectors.EVENT_READ, "listen")
         self._sel.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._conns = []
+        self._jobs = []
         self._thread = threading.Thread(target=self._loop, name="xendouble", daemon=True)
         self._thread.start()
         return self
@@ -869,14 +884,14 @@ class XenDouble:
             if not 0 <= vcpu < len(s.vcpu_ports):
                 raise XenDoubleError("the domain has no vCPU %d" % vcpu)
             port = s.vcpu_ports[vcpu]
+            if not force and port.pending is not None:
+                raise XenDoubleError("vCPU %d already waits for %r" % (vcpu, port.pending))
             slot = self.read_slot(vcpu, s)
             if not force and slot["state"] != STATE_IOREQ_NONE:
                 raise XenDoubleError("device model set bad IO state %d on vCPU %d" % (slot["state"], vcpu))
             if not force and slot["vp_eport"] != port.port:
                 raise XenDoubleError("device model set bad event channel %d on vCPU %d (expected %d)" % (
                     slot["vp_eport"], vcpu, port.port))
-            if not force and port.pending is not None:
-                raise XenDoubleError("vCPU %d already waits for %r" % (vcpu, port.pending))
             req = {"type": type, "addr": addr & M64, "size": size, "count": count, "dir": dir,
                    "data": data & M64, "data_is_ptr": int(bool(data_is_ptr)), "df": int(bool(df))}
             pending = PendingIoreq(self, s, vcpu, req, s.buf_pushed)
@@ -1053,6 +1068,96 @@ class XenDouble:
         return "%r bound to local %d (masked %s, pending %s, delivered %d)" % (
             gp, b.local, b.masked, b.pending, b.delivered)
 
+    # ---- benchmarks: the hot path in C ----------------------------------------
+
+    def _bench(self, gp, run):
+        """Runs run(state) with the device model's control connection read by
+        the C loop (harness_bench.c) instead of the harness thread. Nothing
+        else may signal the device model meanwhile; the notify and unmask
+        calls of the benchmark's port are not recorded."""
+        with self.cond:
+            b = gp.binding
+            if b is None or b.released:
+                raise XenDoubleError("%r is not bound" % gp)
+            conn, stream = b.handle.conn, b.handle.stream
+        st = _BenchState(ctl_fd=conn.sock.fileno(), evt_fd=stream.sock.fileno(), local_port=b.local)
+        lib = self._atomics.lib
+
+        def pause():
+            # The mask state is taken here, after the last line the harness
+            # thread read, so an unmask it handled is not lost.
+            self._sel.unregister(conn.sock)
+            with self.cond:
+                st.masked, st.pending = int(b.masked), int(b.pending)
+            data = bytes(conn.buf)
+            conn.buf.clear()
+            if data:
+                lib.xdh_bench_feed(ctypes.byref(st), data, len(data))
+        self._io_run(pause)
+        try:
+            return run(st)
+        finally:
+            deferred = ctypes.string_at(st.deferred, st.deferred_len) if st.deferred_len else b""
+            leftover = ctypes.string_at(st.leftover, st.leftover_len) if st.leftover_len else b""
+            lib.xdh_bench_free(ctypes.byref(st))
+            with self.cond:
+                b.masked, b.pending = bool(st.masked), bool(st.pending)
+                gp.notifies += st.notifies
+
+            def resume():
+                conn.buf[:0] = deferred + leftover
+                self._sel.register(conn.sock, selectors.EVENT_READ, conn)
+                self._process_lines(conn)
+            self._io_run(resume)
+
+    def bench_sync(self, n, vcpu=0, type=IOREQ_TYPE_PIO, addr=0, size=4, dir=IOREQ_READ, data=0, server=None):
+        """n synchronous requests on one vCPU, back to back, done by the C
+        loop; returns the round-trip times (inject -> response) in ns. Use
+        a request without side effects: a device model that makes a call
+        meanwhile ends the run (XenDoubleError)."""
+        s = self.server(server)
+        gp = s.vcpu_ports[vcpu]
+        if not s.enabled or self.read_slot(vcpu, s)["state"] != STATE_IOREQ_NONE or gp.pending:
+            raise XenDoubleError("vCPU %d of %r is not idle" % (vcpu, s))
+        flags = ((dir & 1) << 5)
+        request = SLOT.pack(addr & M64, data & M64, 1, size, gp.port, 0, flags, type)
+        lat = (ctypes.c_uint64 * n)()
+        slot = self._atomics.base + self._slot_offset(s, vcpu)
+
+        def run(st):
+            rc = self._atomics.lib.xdh_bench_sync(ctypes.byref(st), slot, n, lat, request)
+            if rc == -E.EBUSY:
+                raise XenDoubleError("the device model made a call during the synchronous benchmark")
+            if rc < 0:
+                raise XenDoubleError("benchmark failed: %s" % os.strerror(-rc))
+            return list(lat)
+        return self._bench(gp, run)
+
+    def bench_buffered(self, n, addr=0xA0000, size=4, server=None):
+        """n buffered writes as fast as the device model drains them (the C
+        loop); returns the seconds from the first write until the ring was
+        empty again."""
+        s = self.server(server)
+        if not s.bufioreq or s.buf_port is None:
+            raise XenDoubleError("%r has no buffered ring" % s)
+        codes = {1: 0, 2: 1, 4: 2, 8: 3}
+        word = IOREQ_TYPE_COPY | (codes[size] << 10) | ((addr & 0xFFFFF) << 12)
+        page = self._atomics.base + self._buf_offset(s)
+        atomic_mode = int(s.bufioreq == HVM_IOREQSRV_BUFIOREQ_ATOMIC)
+        t0 = time.perf_counter()
+        left = n
+        while left:
+            def run(st):
+                return self._atomics.lib.xdh_bench_buffered(ctypes.byref(st), page, left, word,
+                                                            int(size == 8), atomic_mode)
+            done = self._bench(s.buf_port, run)
+            if done < 0:
+                raise XenDoubleError("benchmark failed: %s" % os.strerror(-done))
+            left -= done
+            with s.buf_lock:
+                s.buf_pushed += done * (2 if size == 8 else 1)
+        return time.perf_counter() - t0
+
     # ---- guest accesses routed as Xen routes them (§1.5) -----------------------
 
     def select_server(self, kind, addr, size=1, count=1, df=False):
@@ -1110,8 +1215,29 @@ class XenDouble:
 
     # ---- the harness thread ------------------------------------------------------
 
+    def _io_run(self, fn):
+        """Runs fn() in the harness thread between two rounds of reading."""
+        done = threading.Event()
+        box = []
+
+        def job():
+            try:
+                box.append(fn())
+            except Exception as e:  # re-raised in the caller
+                box.append(e)
+            done.set()
+        self._jobs.append(job)
+        os.write(self._wake_w, b"j")
+        if not done.wait(self.timeout):
+            raise XenDoubleError("the harness thread does not respond")
+        if isinstance(box[0], Exception):
+            raise box[0]
+        return box[0]
+
     def _loop(self):
         while not self._stopping:
+            while self._jobs:
+                self._jobs.pop(0)()
             for key, _ in self._sel.select(0.5):
                 if key.data == "listen":
                     try:
@@ -1139,6 +1265,9 @@ class XenDouble:
         if conn.kind == "event":
             return  # nothing is expected from the device model on an event stream
         conn.buf += data
+        self._process_lines(conn)
+
+    def _process_lines(self, conn):
         while True:
             nl = conn.buf.find(b"\n")
             if nl < 0:

@@ -50,6 +50,10 @@ struct json_object *xd_call(const char *op, struct json_object *args);
  * 0, or -1 with errno. */
 int xd_post(const char *op, struct json_object *args);
 
+/* xd_post() of {"h": h, "port": port}, built without json-c: notify and
+ * unmask, the calls on every request's path. */
+int xd_post_port(const char *op, const struct xd_handle *h, uint32_t port);
+
 /* A request for an operation on handle h: {"h": id}. NULL with errno set
  * (EBADF) if h belongs to another process. */
 struct json_object *xd_args(const struct xd_handle *h);
