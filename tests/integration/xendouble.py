@@ -1733,8 +1733,16 @@ class XenDouble:
         self.mappings.append(m)
         return {"offsets": offsets, "err": errs}
 
+    def _mapping_handle(self, args):
+        """The handle an unmap names: mappings outlive the privcmd fd, so
+        a closed handle is fine here."""
+        h = self.handles.get(args.get("h"))
+        if h is None or h.kind != "xenforeignmemory":
+            raise XenError(E.EBADF, "no xenforeignmemory handle %s" % args.get("h"))
+        return h
+
     def _op_xenforeignmemory_unmap(self, conn, args):
-        h = self._handle(args, "xenforeignmemory")
+        h = self._mapping_handle(args)
         key = (conn.pid, args["addr"])
         m = self.foreign.get(key)
         if m is None or m.released is not None:
@@ -1781,7 +1789,7 @@ class XenDouble:
         return self._op_xenforeignmemory_map_resource(conn, args)
 
     def _op_xenforeignmemory_unmap_resource(self, conn, args):
-        self._handle(args, "xenforeignmemory")
+        self._mapping_handle(args)
         m = self.resources.get(args["res"])
         if m is None or m.released is not None:
             self._violation("xenforeignmemory_unmap_resource of unknown mapping %s" % args["res"])
