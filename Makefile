@@ -76,14 +76,35 @@ xenstored-fetch:
 	@$(SRCDIR)/tests/xenstored/fetch-xenstored $(XENSTORED_DIR) || \
 	    echo "warning: no xenstored: tests that need it will be skipped"
 
+# The test double of the Xen libraries (tests/xendouble/README.md): a
+# library preloaded into the daemon, a ctypes helper for the Python harness
+# and a small client that exercises the double on its own.
+XENDOUBLE_SRCS = $(patsubst $(SRCDIR)/%,%,$(wildcard $(SRCDIR)/tests/xendouble/double_*.c))
+XENDOUBLE_BINS = tests-bin/libxendouble.so tests-bin/libxendouble_harness.so tests-bin/xendouble_selftest
+obj/tests/xendouble/%.o: CFLAGS += -fPIC
+
+tests-bin/libxendouble.so: $(XENDOUBLE_SRCS:%.c=obj/%.o)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^ $(JSON_LIBS) -lpthread
+
+# Loaded into Python with ctypes, so never sanitized.
+tests-bin/libxendouble_harness.so: SAN_FLAGS =
+tests-bin/libxendouble_harness.so: obj/tests/xendouble/harness_atomic.o obj/tests/xendouble/harness_bench.o
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -shared -o $@ $^
+
+tests-bin/xendouble_selftest: obj/tests/xendouble/client_selftest.o
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS)
+
 unit: $(UNIT_BINS) $(XS_SHIM) xenstored-fetch
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(XENSTORED_ENV) ./$$t; done
 
-integration: xen-dm $(XS_SHIM) xenstored-fetch
+integration: xen-dm $(XS_SHIM) xenstored-fetch $(XENDOUBLE_BINS)
 	XEN_DM=$(abspath xen-dm) $(XENSTORED_ENV) $(PYTHON) -m pytest -q $(SRCDIR)/tests/integration
 
 # Unit tests, then the integration tests against the real daemon.
-check: xen-dm $(UNIT_BINS) $(XS_SHIM) xenstored-fetch
+check: xen-dm $(UNIT_BINS) $(XS_SHIM) xenstored-fetch $(XENDOUBLE_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(XENSTORED_ENV) ./$$t; done
 	XEN_DM=$(abspath xen-dm) $(XENSTORED_ENV) $(PYTHON) -m pytest -q $(SRCDIR)/tests/integration
 
