@@ -9,6 +9,8 @@
 
 #include <xen/sched.h>
 
+#include <fcntl.h>
+
 #include "../ioreq/xen.h"
 #include "../lib/log.h"
 #include "../lib/loop.h"
@@ -16,6 +18,7 @@
 #include "options.h"
 #include "qmp.h"
 #include "qtest.h"
+#include "xenstore_plane.h"
 
 struct daemon {
     struct dm_options opts;
@@ -23,6 +26,7 @@ struct daemon {
     struct machine machine;
     bool machine_up;
     struct xen_transport *xen;
+    struct xenstore_plane *xenstore;
     struct qtest *qtest;
     struct qmp_server *qmp[OPT_MAX_MONITORS];
     int signal_fd;
@@ -133,11 +137,41 @@ static int attach_domain(struct daemon *d)
     return 0;
 }
 
+/* -loadvm FILE / -incoming fd:N: the device state of a saved or migrated
+ * guest, loaded into the freshly built machine before anything runs. */
+static int restore_state(struct daemon *d)
+{
+    char err[256] = "";
+    int fd = d->opts.incoming_fd, rc;
+
+    if (d->opts.loadvm) {
+        fd = open(d->opts.loadvm, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            rc = -errno;
+            log_err("restore: cannot open %s: %s", d->opts.loadvm,
+                    strerror(-rc));
+            return rc;
+        }
+    }
+    if (fd < 0)
+        return 0;
+    rc = machine_load_state_err(&d->machine, fd, err, sizeof(err));
+    close(fd);
+    if (rc < 0) {
+        log_err("restore: device state refused: %s", err);
+        return rc;
+    }
+    log_info("restore: device state loaded from %s",
+             d->opts.loadvm ? d->opts.loadvm : "the incoming descriptor");
+    return 0;
+}
+
 static void stop_all(struct daemon *d)
 {
     for (unsigned i = 0; i < OPT_MAX_MONITORS; i++)
         qmp_stop(d->qmp[i]);
     qtest_stop(d->qtest);
+    xenstore_plane_stop(d->xenstore);
     /* Before the machine: the server goes away while its ranges still
      * exist, so nothing is unregistered one by one. */
     xen_transport_close(d->xen);
@@ -189,11 +223,20 @@ int main(int argc, char **argv)
         rc = attach_domain(&d);
         if (rc < 0)
             goto out;
+        rc = restore_state(&d);
+        if (rc < 0)
+            goto out;
+        rc = xenstore_plane_start(&d.machine, d.xen, &d.xenstore);
+        if (rc < 0)
+            goto out;
         log_info("xen-dm %s: serving domain %d (%s flavour, machine %s)",
                  XEN_DM_VERSION, d.opts.domid,
                  d.opts.flavour == FLAVOUR_QEMU_TRAD ? "qemu-trad" : "qemu-xen",
                  d.opts.machine_type);
     } else {
+        rc = restore_state(&d);
+        if (rc < 0)
+            goto out;
         log_info("xen-dm %s: no domain, serving sockets only (machine %s, "
                  "%llu MiB)", XEN_DM_VERSION, d.opts.machine_type,
                  (unsigned long long)d.opts.ram_mb);

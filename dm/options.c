@@ -406,6 +406,24 @@ static int opt_hotplug_layout(struct parse_state *st, const char *arg)
     return 0;
 }
 
+static int opt_loadvm(struct parse_state *st, const char *arg)
+{
+    if (!*arg)
+        return fail("-loadvm needs a file name%s%s", "", "");
+    return replace(&st->o->loadvm, arg);
+}
+
+static int opt_incoming(struct parse_state *st, const char *arg)
+{
+    unsigned long long fd;
+
+    /* libxl passes the restore file as an inherited descriptor. */
+    if (strncmp(arg, "fd:", 3) || parse_uint(arg + 3, 65535, &fd) < 0)
+        return fail("-incoming %s: only fd:N is supported%s", arg, "");
+    st->o->incoming_fd = (int)fd;
+    return 0;
+}
+
 static int opt_help(struct parse_state *st, const char *arg)
 {
     options_usage(stdout);
@@ -458,8 +476,8 @@ static const struct opt options[] = {
     {"device", true, OPT_NOT_YET, NULL, "add a device"},
     {"netdev", true, OPT_NOT_YET, NULL, "network backend"},
     {"net", true, OPT_NOT_YET, NULL, "network device/backend"},
-    {"incoming", true, OPT_NOT_YET, NULL, "restore device state (fd:N)"},
-    {"loadvm", true, OPT_NOT_YET, NULL, "restore device state from FILE (qemu-trad)"},
+    {"incoming", true, OPT_SUPPORTED, opt_incoming, "fd:N restore device state from descriptor N (qemu-xen)"},
+    {"loadvm", true, OPT_SUPPORTED, opt_loadvm, "FILE restore device state from FILE (qemu-trad)"},
     {"xen-domid-restrict", false, OPT_NOT_YET, NULL, "restrict Xen handles to the domain"},
     {"chroot", true, OPT_NOT_YET, NULL, "chroot after start-up"},
     {"runas", true, OPT_NOT_YET, NULL, "drop to this user after start-up"},
@@ -518,6 +536,7 @@ static void defaults(struct dm_options *o)
     o->platform_device = true;
     o->machine_type = strdup("xenfv");
     o->qtest.fd = -1;
+    o->incoming_fd = -1;
 }
 
 int options_parse(int argc, char **argv, struct dm_options *o)
@@ -578,6 +597,7 @@ void options_free(struct dm_options *o)
     free(o->machine_type);
     free(o->vcpu_avail);
     free(o->boot_order);
+    free(o->loadvm);
     chardev_spec_clear(&o->qtest);
     for (unsigned i = 0; i < o->n_qmp; i++)
         chardev_spec_clear(&o->qmp[i]);

@@ -37,6 +37,9 @@ struct dm_options {
     unsigned n_qmp;
     struct chardev_spec qmp[OPT_MAX_MONITORS];
     enum hotplug_layout_choice hotplug_layout;
+    /* Restore at start-up: -loadvm FILE (qemu-trad), -incoming fd:N. */
+    char *loadvm;
+    int incoming_fd;
     char *boot_order;
     unsigned n_serial;
     char *serial[OPT_MAX_LIST];

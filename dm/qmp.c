@@ -550,7 +550,7 @@ static json_object *cmd_query_chardev(struct qmp_request *req)
         return NULL;
     ret = json_object_new_array();
     for (unsigned i = 0; i < m->n_uarts; i++) {
-        char label[16];
+        char label[24];
 
         snprintf(label, sizeof(label), "serial%u", i);
         json_object_array_add(ret, chardev_info(label,

@@ -1884,6 +1884,12 @@ class XenDouble:
             raise XenError(E.EINVAL, "param %d" % p)
         return {"value": self.hvm_params.get(p, 0)}
 
+    def _op_xc_domain_maximum_gpfn(self, conn, args):
+        """The highest frame of guest RAM (this double's RAM is one block
+        from guest-physical 0)."""
+        self._xc(args)
+        return {"gpfn": self.ram_pages - 1}
+
     def _op_xc_hvm_param_set(self, conn, args):
         self._xc(args)
         p = args["param"]

@@ -89,6 +89,19 @@ int xc_hvm_param_get(xc_interface *handle, uint32_t dom, uint32_t param, uint64_
     return 0;
 }
 
+int xc_domain_maximum_gpfn(xc_interface *xch, uint32_t domid, xen_pfn_t *gpfns)
+{
+    struct json_object *args = xc_args(xch, domid), *reply;
+
+    if (!args)
+        return -1;
+    if (xd_call_result("xc_domain_maximum_gpfn", args, &reply) < 0)
+        return -1;
+    *gpfns = (xen_pfn_t)xd_get_u64(reply, "gpfn");
+    json_object_put(reply);
+    return 0;
+}
+
 /* The deprecated names are thin wrappers in libxenctrl as well. */
 int xc_set_hvm_param(xc_interface *handle, uint32_t dom, int param, unsigned long value)
 {
