@@ -56,6 +56,10 @@ tests-bin/bench_%: obj/tests/bench/bench_%.o libxendm.a
 
 obj/tests/unit/%.o: CFLAGS += $(CMOCKA_CFLAGS)
 
+# Unit tests that start a real xenstored link its helper.
+XENSTORED_TESTS = tests-bin/test_xenstore tests-bin/test_vbd
+$(XENSTORED_TESTS): obj/tests/unit/xenstored_helper.o
+
 # A real xenstored for the tests: Debian's C daemon (downloaded and unpacked,
 # never installed; see tests/xenstored/fetch-xenstored) run under an
 # LD_PRELOAD shim that fakes the hypervisor. The shim is loaded into a

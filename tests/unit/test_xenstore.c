@@ -10,163 +10,22 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <xenstore.h>
 
 #include "../../lib/log.h"
 #include "../../lib/loop.h"
 #include "../../xenstore/xs.h"
-
-extern char **environ;
+#include "xenstored_helper.h"
 
 #define MS 1000000ull
-#define XENSTORED_REL "usr/lib/xen-4.17/bin/xenstored"
-/* Bounds how long a broken daemon can hang a test, never a pass criterion. */
-#define START_TIMEOUT_MS 10000
 #define EVENT_TIMEOUT_MS 5000
 /* After the expected events: how long to wait for unexpected ones. */
 #define QUIET_MS 150
-
-/* --- a real xenstored ---------------------------------------------------- */
-
-struct xsd {
-    char bin[PATH_MAX + 64];
-    char shim[PATH_MAX + 64];
-    char dir[64];
-    char socket[96];
-    pid_t pid;
-};
-
-/* Where make puts the daemon and the shim: $XEN_DM_XENSTORED_DIR and
- * $XEN_DM_XSSHIM, else next to this test binary in tests-bin/. */
-static const char *xsd_locate(struct xsd *d)
-{
-    static char why[PATH_MAX + 192];
-    const char *dir = getenv("XEN_DM_XENSTORED_DIR");
-    const char *shim = getenv("XEN_DM_XSSHIM");
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-    char *slash;
-
-    if (n < 0)
-        return "cannot find the test binary's directory";
-    self[n] = '\0';
-    slash = strrchr(self, '/');
-    if (slash)
-        *slash = '\0';
-    if (dir)
-        snprintf(d->bin, sizeof(d->bin), "%s/%s", dir, XENSTORED_REL);
-    else
-        snprintf(d->bin, sizeof(d->bin), "%s/xenstored/%s", self, XENSTORED_REL);
-    if (shim)
-        snprintf(d->shim, sizeof(d->shim), "%s", shim);
-    else
-        snprintf(d->shim, sizeof(d->shim), "%s/libxsshim.so", self);
-    if (access(d->bin, X_OK) != 0) {
-        snprintf(why, sizeof(why),
-                 "no xenstored at %s (make xenstored-fetch could not fetch "
-                 "it)",
-                 d->bin);
-        return why;
-    }
-    if (access(d->shim, R_OK) != 0) {
-        snprintf(why, sizeof(why), "no shim at %s (make tests-bin/libxsshim.so)",
-                 d->shim);
-        return why;
-    }
-    return NULL;
-}
-
-static int connect_to(const char *path)
-{
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int rc;
-
-    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
-    rc = connect(fd, (struct sockaddr *)&addr, sizeof(addr));
-    close(fd);
-    return rc;
-}
-
-static void sleep_ms(unsigned int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-    nanosleep(&ts, NULL);
-}
-
-/* Starts xenstored in d->dir and waits until its socket accepts. posix_spawn,
- * because libxenstore's reader threads may be running in this process. */
-static void xsd_start(struct xsd *d)
-{
-    char rundir[128], preload[PATH_MAX + 96], pidfile[96], log[96];
-    char *argv[] = {"xenstored", "-N", "-P", "-F", pidfile, NULL};
-    char *envp[256];
-    posix_spawn_file_actions_t fa;
-    size_t n = 0;
-    int waited = 0, status;
-
-    snprintf(rundir, sizeof(rundir), "XENSTORED_RUNDIR=%s", d->dir);
-    snprintf(preload, sizeof(preload), "LD_PRELOAD=%s", d->shim);
-    snprintf(pidfile, sizeof(pidfile), "%s/pid", d->dir);
-    snprintf(log, sizeof(log), "%s/log", d->dir);
-    for (char **e = environ; *e && n < 250; e++) {
-        if (strncmp(*e, "LD_PRELOAD=", 11) && strncmp(*e, "XENSTORED_", 10))
-            envp[n++] = *e;
-    }
-    envp[n++] = rundir;
-    envp[n++] = preload;
-    envp[n] = NULL;
-
-    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log, O_WRONLY | O_CREAT | O_APPEND,
-                                     0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    assert_int_equal(posix_spawn(&d->pid, d->bin, &fa, NULL, argv, envp), 0);
-    posix_spawn_file_actions_destroy(&fa);
-
-    while (connect_to(d->socket) != 0) {
-        if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-            d->pid = 0;
-            fail_msg("xenstored exited during start-up (status %d), see %s",
-                     status, log);
-        }
-        if (waited >= START_TIMEOUT_MS)
-            fail_msg("xenstored does not accept on %s", d->socket);
-        sleep_ms(5);
-        waited += 5;
-    }
-}
-
-/* Stops only the daemon this test started, and reaps it. */
-static void xsd_stop(struct xsd *d, int sig)
-{
-    int status, waited = 0;
-
-    if (d->pid <= 0)
-        return;
-    kill(d->pid, sig);
-    while (waitpid(d->pid, &status, WNOHANG) != d->pid) {
-        if (waited == 5000)
-            kill(d->pid, SIGKILL);
-        sleep_ms(5);
-        waited += 5;
-    }
-    d->pid = 0;
-}
 
 /* --- fixture: a daemon, a loop, a client and a second, raw libxenstore
  * connection playing the other side (libxl, a guest's backend...) ------- */
@@ -209,10 +68,7 @@ static int fx_setup(void **state)
         print_message("SKIPPED: %s\n", why);
         return 0;
     }
-    snprintf(fx->xsd.dir, sizeof(fx->xsd.dir), "/tmp/xsdtXXXXXX");
-    assert_non_null(mkdtemp(fx->xsd.dir));
-    snprintf(fx->xsd.socket, sizeof(fx->xsd.socket), "%s/socket", fx->xsd.dir);
-    setenv("XENSTORED_PATH", fx->xsd.socket, 1);
+    xsd_make_dir(&fx->xsd);
     xsd_start(&fx->xsd);
 
     fx->log = open_memstream(&fx->log_buf, &fx->log_len);
@@ -229,7 +85,6 @@ static int fx_setup(void **state)
 static int fx_teardown(void **state)
 {
     struct fx *fx = *state;
-    char path[128];
 
     if (fx->peer)
         xs_close(fx->peer);
@@ -240,16 +95,7 @@ static int fx_teardown(void **state)
         fclose(fx->log);
     free(fx->log_buf);
     xsd_stop(&fx->xsd, SIGTERM);
-    if (fx->xsd.dir[0]) {
-        const char *files[] = {"socket", "pid", "log"};
-
-        for (size_t i = 0; i < 3; i++) {
-            snprintf(path, sizeof(path), "%s/%s", fx->xsd.dir, files[i]);
-            unlink(path);
-        }
-        rmdir(fx->xsd.dir);
-    }
-    unsetenv("XENSTORED_PATH");
+    xsd_remove_dir(&fx->xsd);
     free(fx);
     return 0;
 }
@@ -691,7 +537,7 @@ static void test_unwatch_from_callback_and_queued(void **state)
     peer_write(fx, "/q", "1");
     peer_write(fx, "/q", "2");
     /* Give libxenstore's reader thread time to queue both. */
-    sleep_ms(50);
+    xsd_sleep_ms(50);
     xsw_unwatch(fx->xs, w_queued);
     run_until_count(fx, &queued.calls, 1);
 }
