@@ -1,6 +1,7 @@
 #include "qmp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <json.h>
 #include <stdarg.h>
@@ -584,6 +585,59 @@ static json_object *cmd_xen_set_global_dirty_log(struct qmp_request *req)
     return json_object_new_object();
 }
 
+/* QEMU stops the guest around a device-state save or load and restarts it
+ * afterwards if it was running; so do we. */
+static json_object *save_or_load(struct qmp_request *req, bool save)
+{
+    struct machine *m = req->s->m;
+    const char *filename;
+    bool bad = false, was_running = m->state == RUN_RUNNING;
+    char err[256] = "";
+    int fd, rc;
+
+    filename = string_arg(req, "filename", &bad);
+    if (bad)
+        return NULL;
+    if (!filename)
+        return set_error(req, "GenericError", "Parameter 'filename' is missing");
+    json_object_object_foreach(req->args, key, val) {
+        (void)val;
+        if (strcmp(key, "filename") && !(save && !strcmp(key, "live")))
+            return set_error(req, "GenericError", "Parameter '%.32s' is "
+                             "unexpected", key);
+    }
+    fd = fdsets_open(&m->fdsets, filename,
+                     save ? O_WRONLY | O_CREAT | O_TRUNC : O_RDONLY);
+    if (fd < 0)
+        return set_error(req, "GenericError", "Could not open '%.128s': %s",
+                         filename, strerror(-fd));
+    machine_stop(m);
+    if (save) {
+        rc = machine_save_state(m, fd);
+        if (rc < 0)
+            snprintf(err, sizeof(err), "%s", strerror(-rc));
+    } else {
+        rc = machine_load_state_err(m, fd, err, sizeof(err));
+    }
+    close(fd);
+    if (was_running)
+        machine_cont(m);
+    if (rc < 0)
+        return set_error(req, "GenericError", "%s of device state failed: %s",
+                         save ? "Saving" : "Loading", err);
+    return json_object_new_object();
+}
+
+static json_object *cmd_xen_save_devices_state(struct qmp_request *req)
+{
+    return save_or_load(req, true);
+}
+
+static json_object *cmd_xen_load_devices_state(struct qmp_request *req)
+{
+    return save_or_load(req, false);
+}
+
 static json_object *cmd_query_commands(struct qmp_request *req);
 
 static const struct {
@@ -605,6 +659,8 @@ static const struct {
     {"query-chardev", cmd_query_chardev},
     {"query-vnc", cmd_query_vnc},
     {"xen-set-global-dirty-log", cmd_xen_set_global_dirty_log},
+    {"xen-save-devices-state", cmd_xen_save_devices_state},
+    {"xen-load-devices-state", cmd_xen_load_devices_state},
     {"query-version", cmd_query_version},
     {"query-commands", cmd_query_commands},
 };

@@ -227,9 +227,15 @@ static void on_evtchn(void *opaque, uint32_t events)
     unsigned vcpu;
 
     if (port < 0) {
-        if (errno != EAGAIN)
-            log_ratelimited(LOG_WARN, "xen: xenevtchn_pending: %s",
-                            strerror(errno));
+        if (errno == EAGAIN || errno == EINTR)
+            return;
+        /* Without its event channels the device model cannot answer the
+         * guest at all; staying would only spin on the broken descriptor. */
+        log_err("xen: event channel device failed (%s): exiting",
+                strerror(errno));
+        loop_del_fd(t->evtchn_watch);
+        t->evtchn_watch = NULL;
+        loop_quit(t->loop, 1);
         return;
     }
     if (t->buffered_bound && (evtchn_port_t)port == t->buffered_local_port) {

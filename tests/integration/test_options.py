@@ -264,16 +264,16 @@ def test_libxl_qemu_xen_without_platform_device_or_acpi(start_daemon):
     assert serves_qmp(d, d.extra_sockets[0]) == "running"
 
 
-def test_libxl_qemu_xen_restricted_restore(start_daemon):
-    """dm_restrict plus restore: -S, -incoming, -xen-domid-restrict, -chroot,
-    -runas. The deprivileging options are not done yet (logged); the daemon
-    starts paused."""
-    d = start_qemu_xen(start_daemon, ["-S", "-incoming", "fd:7", "-xen-domid-restrict",
+def test_libxl_qemu_xen_restricted(start_daemon):
+    """dm_restrict: -S, -xen-domid-restrict, -chroot, -runas. The
+    deprivileging options are not done yet (logged); the daemon starts
+    paused. (-incoming is exercised by the save/restore tests.)"""
+    d = start_qemu_xen(start_daemon, ["-S", "-xen-domid-restrict",
                                       "-chroot", "/var/run/xen/qemu-root-5",
                                       "-runas", "xen-qemuuser-range-base"])
     assert serves_qmp(d, d.extra_sockets[0]) == "prelaunch"
     warned = not_yet_warnings(d)
-    for opt in ("incoming", "xen-domid-restrict", "chroot", "runas"):
+    for opt in ("xen-domid-restrict", "chroot", "runas"):
         assert warned.get(opt) == 1, opt
 
 
@@ -302,11 +302,21 @@ def test_libxl_qemu_trad_command_line(start_daemon):
                       "usbdevice": 1, "soundhw": 1, "net": 1}
 
 
-def test_libxl_qemu_trad_restore_and_no_nic(start_daemon):
+def test_libxl_qemu_trad_no_nic(start_daemon):
     d = start_daemon(["-domain-name", "g", "-nographic", "-vcpu_avail", "1", "-net", "none",
-                      "-loadvm", "/var/lib/xen/qemu-resume.5", "-gfx_passthru", "-M", "xenfv"], qmp=True)
+                      "-gfx_passthru", "-M", "xenfv"], qmp=True)
     assert serves_qmp(d) == "running"
-    assert not_yet_warnings(d) == {"net": 1, "loadvm": 1, "gfx_passthru": 1}
+    assert not_yet_warnings(d) == {"net": 1, "gfx_passthru": 1}
+
+
+def test_restore_from_a_missing_or_bad_file_fails_clearly(tmp_path):
+    bad = tmp_path / "state"
+    bad.write_bytes(b"not a device state")
+    for arg in (str(tmp_path / "missing"), str(bad)):
+        r = xendm.run(["-loadvm", arg, "-qmp", "unix:%s/q,server=on,wait=off" % tmp_path])
+        assert r.returncode != 0
+        assert "restore:" in r.stderr, r.stderr
+    assert not os.path.exists(tmp_path / "q")
 
 
 def test_console_limit_caps_the_log(start_daemon):
