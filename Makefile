@@ -112,9 +112,9 @@ check: xen-dm $(UNIT_BINS) $(XS_SHIM) xenstored-fetch $(XENDOUBLE_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(XENSTORED_ENV) ./$$t; done
 	XEN_DM=$(abspath xen-dm) $(XENSTORED_ENV) $(PYTHON) -m pytest -q $(SRCDIR)/tests/integration
 
-bench: xen-dm $(BENCH_BINS)
+bench: xen-dm $(BENCH_BINS) $(XS_SHIM) xenstored-fetch $(XENDOUBLE_BINS)
 	@set -e; for b in $(BENCH_BINS); do ./$$b; done
-	@set -e; for b in $(SRCDIR)/tests/bench/*.py; do XEN_DM=$(abspath xen-dm) $(PYTHON) $$b; done
+	@set -e; for b in $(SRCDIR)/tests/bench/*.py; do XEN_DM=$(abspath xen-dm) $(XENSTORED_ENV) $(PYTHON) $$b; done
 
 install: xen-dm
 	install -D -m 0755 xen-dm $(DESTDIR)$(PREFIX)/bin/xen-dm
