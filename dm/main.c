@@ -174,6 +174,12 @@ static void stop_all(struct daemon *d)
     xenstore_plane_stop(d->xenstore);
     /* Before the machine: the server goes away while its ranges still
      * exist, so nothing is unregistered one by one. */
+    if (d->machine_up && d->xen) {
+        /* Devices still lower their lines while they are torn down. */
+        machine_set_irq_backend(&d->machine, NULL);
+        machine_set_platform_ops(&d->machine,
+                                 &(struct machine_platform_ops){0});
+    }
     xen_transport_close(d->xen);
     if (d->machine_up)
         machine_fini(&d->machine);
