@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../lib/log.h"
+#include "../xenstore/dmcommand.h"
 
 TRACE_POINT(trace_qmp, "qmp");
 
@@ -422,22 +423,46 @@ static const char *string_arg(struct qmp_request *req, const char *key,
 
 static json_object *cmd_device_add(struct qmp_request *req)
 {
-    const char *driver, *id, *addr;
-    bool bad = false;
+    const char *driver, *id, *addr, *hostaddr;
+    struct pci_host_addr host;
+    bool bad = false, passthrough;
+    json_object *v;
     char err[200];
 
     driver = string_arg(req, "driver", &bad);
     id = string_arg(req, "id", &bad);
     addr = string_arg(req, "addr", &bad);
+    hostaddr = string_arg(req, "hostaddr", &bad);
     if (bad)
         return NULL;
     if (!driver)
         return set_error(req, "GenericError", "Parameter 'driver' is missing");
+    passthrough = !strcmp(driver, "xen-pci-passthrough");
     json_object_object_foreach(req->args, key, val) {
         (void)val;
-        if (strcmp(key, "driver") && strcmp(key, "id") && strcmp(key, "addr"))
+        if (strcmp(key, "driver") && strcmp(key, "id") && strcmp(key, "addr") &&
+            !(passthrough && (!strcmp(key, "hostaddr") ||
+                              !strcmp(key, "permissive"))))
             return set_error(req, "GenericError",
                              "Property '%.32s.%.32s' not found", driver, key);
+    }
+    if (passthrough) {
+        /* libxl's xl pci-attach (§4.10). Until pass-through lands the host
+         * function is stood in for by a pci-testdev, so libxl's whole QMP
+         * sequence and the hot-plug controller can be exercised. */
+        if (!hostaddr || pci_host_addr_parse(hostaddr, &host, NULL) < 0 ||
+            hostaddr[12])
+            return set_error(req, "GenericError",
+                             "Property 'xen-pci-passthrough.hostaddr' needs "
+                             "SSSS:BB:DD.F");
+        if (json_object_object_get_ex(req->args, "permissive", &v) &&
+            !json_object_is_type(v, json_type_boolean))
+            return set_error(req, "GenericError",
+                             "Invalid parameter type for 'permissive', "
+                             "expected: boolean");
+        log_info("qmp: pass-through of %s: a pci-testdev stands in for it",
+                 hostaddr);
+        driver = "pci-testdev";
     }
     if (machine_device_add(req->s->m, driver, id, addr, err, sizeof(err)) < 0)
         return set_error(req, "GenericError", "%s", err);

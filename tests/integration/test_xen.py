@@ -25,8 +25,10 @@ def qemu_xen_args(d):
 
 
 def qemu_trad_args(d):
+    # qemu-dm has no QMP; a -qmp socket is added to look inside.
     return ["-d", str(DOMID), "-domain-name", "guest", "-serial", "file:%s/com1" % d,
-            "-vcpus", "4", "-vcpu_avail", "f", "-acpi", "-M", "xenfv"]
+            "-vcpus", "4", "-vcpu_avail", "f", "-acpi", "-M", "xenfv",
+            "-qmp", "unix:%s/qmp,server=on,wait=off" % d]
 
 
 class Guest:
@@ -45,8 +47,8 @@ class Guest:
         sockdir = xendm.short_tempdir()
         self.dir = sockdir
         self.d = start_daemon(args_fn(sockdir), env=env,
-                              extra_sockets=[p for p in [os.path.join(sockdir, "qmp-libxl")]
-                                             if "-xen-domid" in args_fn(sockdir)], **kw)
+                              extra_sockets=[os.path.join(sockdir, "qmp-libxl" if "-xen-domid" in
+                                                          args_fn(sockdir) else "qmp")], **kw)
         self.server = xen.wait_attached()
         deadline = time.monotonic() + 10
         while xenstored.read(DM + "/state") != "running":
@@ -299,3 +301,66 @@ def test_trad_save_continue_and_loadvm(start_daemon, xenstored, tmp_path):
         xen2.guest_out(0x10C2 + 0x30 // 2, 1, 0x01)
         wait_state(xs, "pci-removed")
         g2.stop()
+
+
+def qmp_slot(q, dev_id):
+    for dev in q.command("query-pci")[0]["devices"]:
+        if dev["qdev_id"] == dev_id:
+            return dev["slot"], dev["function"]
+    return None
+
+
+def test_qemu_xen_pci_attach_and_detach_as_libxl(start_daemon, xenstored, xen):
+    """xl pci-attach / pci-detach on a qemu-xen guest (§4.10): device_add,
+    query-pci to learn the slot, device_del, query-pci every second until
+    the id is gone (here: until the guest stand-in ejects)."""
+    g = Guest(start_daemon, xenstored, xen, qemu_xen_args)
+    q = xendm.QMP.connect(os.path.join(g.dir, "qmp-libxl"))
+    g.xen.guest_out(0xAFE2, 1, 0x02)                 # the OS enabled GPE bit 1
+    q.command("device_add", driver="xen-pci-passthrough", id="pci-pt-03_00.0",
+              hostaddr="0000:03:00.0", addr="4.0")
+    assert qmp_slot(q, "pci-pt-03_00.0") == (4, 0)
+    g.xen.wait_for("xendevicemodel_set_isa_irq_level", irq=9, level=1)
+    # The guest's _E01: up has slot 4, it clears the GPE.
+    assert g.xen.guest_in(0xAE00, 4) & (1 << 4)
+    g.xen.guest_out(0xAFE0, 1, 0x02)
+    q.command("device_del", id="pci-pt-03_00.0")
+    assert g.xen.guest_in(0xAE04, 4) == 1 << 4
+    assert qmp_slot(q, "pci-pt-03_00.0") == (4, 0)   # still there: libxl polls
+    g.xen.guest_out(0xAE08, 4, 1 << 4)               # _EJ0
+    assert q.wait_event("DEVICE_DELETED")["data"]["device"] == "pci-pt-03_00.0"
+    assert qmp_slot(q, "pci-pt-03_00.0") is None
+    r = q.cmd("device_add", driver="xen-pci-passthrough", id="x", hostaddr="bogus")
+    assert r["error"]["class"] == "GenericError"
+    q.close()
+    g.stop()
+
+
+def test_guest_that_never_ejects_gets_it_removed_at_reset(start_daemon, xenstored, xen):
+    g = Guest(start_daemon, xenstored, xen, qemu_trad_args)
+    xs = g.xs
+    xs.write(DM + "/parameter", "0000:07:00.0,msitranslate=0,power_mgmt=0")
+    xs.write(DM + "/command", "pci-ins")
+    wait_state(xs, "pci-inserted")
+    devfn = int(xs.read(DM + "/parameter"), 16)
+    xs.write(DM + "/state", "running")
+    xs.write(DM + "/parameter", "0000:07:00.0")
+    xs.write(DM + "/command", "pci-rem")
+    time.sleep(0.2)
+    assert xs.read(DM + "/state") == "running"   # the guest does not answer
+    # A second command waits behind the removal, in order.
+    xs.write(DM + "/parameter", "0000:08:00.0,msitranslate=0,power_mgmt=0")
+    xs.write(DM + "/command", "pci-ins")
+    time.sleep(0.1)
+    assert xs.read(DM + "/state") == "running"
+    # The host resets the machine (QMP system_reset here; under libxl a guest
+    # reboot rebuilds the domain): the pending removal is flushed and reported,
+    # then the queued insert runs.
+    q = xendm.QMP.connect(os.path.join(g.dir, "qmp"))
+    q.command("system_reset")
+    wait_state(xs, "pci-inserted")
+    assert qmp_slot(q, "pci-pt-07_00.0") is None
+    assert qmp_slot(q, "pci-pt-08_00.0") is not None
+    assert devfn >> 3 >= 3
+    q.close()
+    g.stop()
