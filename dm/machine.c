@@ -7,6 +7,7 @@
 
 #include "../hw/savestate.h"
 #include "../lib/log.h"
+#include "drive.h"
 
 /* Guest RAM below 4 GiB ends where Xen's MMIO hole starts (hvmloader's
  * HVM_BELOW_4G_MMIO_START); the rest is relocated above 4 GiB. */
@@ -158,6 +159,78 @@ static void request_suspend(void *opaque)
     struct machine *m = opaque;
 
     loop_defer(m->loop, &m->suspend_work);
+}
+
+void machine_set_disks(struct machine *m, struct disk_list *disks)
+{
+    disk_list_free(&m->disks);
+    m->disks = *disks;
+    disk_list_init(disks);
+    for (unsigned i = 0; i < m->disks.count; i++) {
+        const struct disk_desc *d = &m->disks.disks[i];
+
+        log_warn("disk %s: %s %s%s (%s): not served, xen-dm has no IDE "
+                 "emulation yet", disk_index_name(d->index),
+                 d->cdrom ? "CD-ROM" : "disk", d->path ? d->path : "(empty)",
+                 d->readonly ? ", read-only" : "",
+                 d->format ? d->format : "no format");
+    }
+}
+
+/* -drive and -device from the qemu-xen command line: disks go to the disk
+ * list, pci-testdevs are cold-plugged, anything else is said once. */
+static int add_command_line_devices(struct machine *m)
+{
+    const struct dm_options *o = m->opts;
+    struct drive_opts drives[OPT_MAX_LIST];
+    const char *ide_devices[OPT_MAX_LIST];
+    unsigned n_ide = 0, n = 0;
+    struct disk_list disks;
+    char err[256];
+    int rc = 0;
+
+    for (unsigned i = 0; i < o->n_devices; i++) {
+        const char *dev = o->devices[i];
+        char id[64] = "", addr[16] = "";
+
+        if (!strncmp(dev, "ide-cd", 6) || !strncmp(dev, "ide-hd", 6)) {
+            ide_devices[n_ide++] = dev;
+        } else if (!strncmp(dev, "pci-testdev", 11) &&
+                   (dev[11] == '\0' || dev[11] == ',')) {
+            for (const char *p = strchr(dev, ','); p; p = strchr(p + 1, ',')) {
+                if (!strncmp(p, ",id=", 4))
+                    sscanf(p + 4, "%63[^,]", id);
+                else if (!strncmp(p, ",addr=", 6))
+                    sscanf(p + 6, "%15[^,]", addr);
+            }
+            rc = machine_device_add(m, "pci-testdev", id, addr[0] ? addr : NULL,
+                                    err, sizeof(err));
+            if (rc < 0) {
+                log_err("-device %s: %s", dev, err);
+                return rc;
+            }
+        } else {
+            log_warn("-device %s: not supported yet; ignored", dev);
+        }
+    }
+    for (; n < o->n_drives; n++) {
+        rc = drive_parse(o->drives[n], &drives[n], err, sizeof(err));
+        if (rc < 0) {
+            log_err("-drive %s: %s", o->drives[n], err);
+            goto out;
+        }
+    }
+    rc = drives_to_disks(drives, n, ide_devices, n_ide, &disks, err,
+                         sizeof(err));
+    if (rc < 0) {
+        log_err("disks: %s", err);
+        goto out;
+    }
+    machine_set_disks(m, &disks);
+out:
+    while (n)
+        drive_opts_free(&drives[--n]);
+    return rc;
 }
 
 void machine_set_log_dirty(struct machine *m, bool on)
@@ -422,6 +495,7 @@ int machine_init(struct machine *m, const struct dm_options *opts,
     bus_init(&m->bus);
     pci_bus_init(&m->pci, &m->bus);
     fdsets_init(&m->fdsets);
+    disk_list_init(&m->disks);
 
     /* Without a domain the guest's RAM lives here, so pointer transfers
      * and qtest memory commands have somewhere to go. With one, the Xen
@@ -476,6 +550,11 @@ int machine_init(struct machine *m, const struct dm_options *opts,
     rc = add_serial_ports(m);
     if (rc < 0)
         goto out;
+    m->building = true;
+    rc = add_command_line_devices(m);
+    m->building = false;
+    if (rc < 0)
+        goto out;
     if (m->has_pm)
         piix4_pm_machine_ready(&m->pm);
 out:
@@ -515,6 +594,7 @@ void machine_fini(struct machine *m)
     bus_fini(&m->bus);
     local_ram_fini(&m->ram);
     fdsets_fini(&m->fdsets);
+    disk_list_free(&m->disks);
 }
 
 void machine_add_observer(struct machine *m, struct machine_observer *obs)
@@ -638,7 +718,7 @@ static int free_hotplug_slot(struct machine *m, uint8_t *devfn)
 int machine_device_add(struct machine *m, const char *driver, const char *id,
                        const char *addr, char *err, size_t errlen)
 {
-    bool hot = m->state != RUN_PRELAUNCH;
+    bool hot = m->state != RUN_PRELAUNCH && !m->building;
     struct machine_pci_device *d;
     uint8_t devfn;
     int rc;

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 
+#include "../block/disk.h"
 #include "../hw/bus.h"
 #include "../hw/cmos.h"
 #include "../hw/i440fx.h"
@@ -121,6 +122,9 @@ struct machine {
     /* Descriptors the control planes were handed (QMP add-fd). */
     struct fdsets fdsets;
     bool log_dirty;
+    /* Disks described by -drive or xenstore's vbd keys. */
+    struct disk_list disks;
+    bool building; /* machine_init is running: devices are cold-plugged */
 };
 
 int machine_init(struct machine *m, const struct dm_options *opts,
@@ -145,6 +149,10 @@ void machine_cont(struct machine *m);
 void machine_shutdown(struct machine *m, bool guest, const char *reason);
 
 const char *run_state_name(enum run_state s);
+
+/* Takes over the disk list (from -drive or xenstore) and logs it: the IDE
+ * engine that will serve it is not emulated yet. */
+void machine_set_disks(struct machine *m, struct disk_list *disks);
 
 /* Live-migration dirty logging (QMP xen-set-global-dirty-log, xenstore
  * logdirty/cmd). */

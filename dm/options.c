@@ -380,6 +380,25 @@ static int opt_serial(struct parse_state *st, const char *arg)
     return st->o->serial[st->o->n_serial++] ? 0 : -ENOMEM;
 }
 
+static int add_to_list(char **list, unsigned *n, const char *what,
+                       const char *arg)
+{
+    if (*n == OPT_MAX_LIST)
+        return fail("too many %s options%s", what, "");
+    list[*n] = strdup(arg);
+    return list[(*n)++] ? 0 : -ENOMEM;
+}
+
+static int opt_drive(struct parse_state *st, const char *arg)
+{
+    return add_to_list(st->o->drives, &st->o->n_drives, "-drive", arg);
+}
+
+static int opt_device(struct parse_state *st, const char *arg)
+{
+    return add_to_list(st->o->devices, &st->o->n_devices, "-device", arg);
+}
+
 static int opt_display(struct parse_state *st, const char *arg)
 {
     if (strcmp(arg, "none"))
@@ -472,8 +491,8 @@ static const struct opt options[] = {
     {"vnc", true, OPT_SUPPORTED, opt_vnc, "none (xen-dm has no VNC server)"},
     /* Recognised from libxl's command lines; the features come later. */
     {"serial", true, OPT_SUPPORTED, opt_serial, "COM1, COM2 backend: pty, stdio, file:PATH, null, none, unix:PATH[,server]"},
-    {"drive", true, OPT_NOT_YET, NULL, "disk image"},
-    {"device", true, OPT_NOT_YET, NULL, "add a device"},
+    {"drive", true, OPT_SUPPORTED, opt_drive, "disk (if=ide): described and listed; the IDE engine is not emulated yet"},
+    {"device", true, OPT_SUPPORTED, opt_device, "pci-testdev[,id=ID][,addr=S[.F]], ide-cd/ide-hd for -drive; others logged and ignored"},
     {"netdev", true, OPT_NOT_YET, NULL, "network backend"},
     {"net", true, OPT_NOT_YET, NULL, "network device/backend"},
     {"incoming", true, OPT_SUPPORTED, opt_incoming, "fd:N restore device state from descriptor N (qemu-xen)"},
@@ -603,5 +622,9 @@ void options_free(struct dm_options *o)
         chardev_spec_clear(&o->qmp[i]);
     for (unsigned i = 0; i < o->n_serial; i++)
         free(o->serial[i]);
+    for (unsigned i = 0; i < o->n_drives; i++)
+        free(o->drives[i]);
+    for (unsigned i = 0; i < o->n_devices; i++)
+        free(o->devices[i]);
     memset(o, 0, sizeof(*o));
 }

@@ -43,6 +43,9 @@ struct dm_options {
     char *boot_order;
     unsigned n_serial;
     char *serial[OPT_MAX_LIST];
+    unsigned n_drives, n_devices;
+    char *drives[OPT_MAX_LIST];
+    char *devices[OPT_MAX_LIST];
 };
 
 /* Returns 0 to run, 1 when the options asked for something that is already

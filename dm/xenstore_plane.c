@@ -9,6 +9,7 @@
 
 #include "../lib/log.h"
 #include "../xenstore/dmcommand.h"
+#include "../xenstore/vbd.h"
 #include "../xenstore/xs.h"
 
 struct xenstore_plane {
@@ -17,7 +18,16 @@ struct xenstore_plane {
     struct xsw *xs;
     struct dm_command *dc;
     struct machine_observer observer;
+    struct vbd_watch *media;
 };
+
+static void plane_media_changed(void *opaque, unsigned index, const char *path,
+                                const char *format)
+{
+    log_info("xenstore: CD-ROM %s: %s%s%s%s", disk_index_name(index),
+             path ? "medium " : "ejected", path ? path : "",
+             path ? " " : "", path ? format : "");
+}
 
 /* Until pass-through lands, pci-ins plugs a pci-testdev in the function's
  * place, under the id libxl's QMP path gives it ("pci-pt-BB_DD.F"), so the
@@ -182,6 +192,19 @@ int xenstore_plane_start(struct machine *m, struct xen_transport *transport,
     p->observer = (struct machine_observer){.event = on_machine_event,
                                             .opaque = p};
     machine_add_observer(m, &p->observer);
+    /* qemu-dm takes its disks from xenstore (§4.6); qemu-xen's come on the
+     * command line. */
+    if (o->flavour == FLAVOUR_QEMU_TRAD) {
+        struct disk_list disks;
+
+        disk_list_init(&disks);
+        if (vbd_read_disks(p->xs, (unsigned)o->domid, &disks) == 0) {
+            machine_set_disks(m, &disks);
+            if (vbd_watch_media(p->xs, (unsigned)o->domid, &m->disks,
+                                plane_media_changed, p, &p->media) < 0)
+                log_warn("xenstore: CD-ROM media changes are not watched");
+        }
+    }
     for (unsigned i = 0; i < m->n_uarts; i++) {
         const char *pty = charbe_pty_path(m->serial[i]);
 
@@ -205,6 +228,7 @@ void xenstore_plane_stop(struct xenstore_plane *p)
         return;
     if (p->dc)
         machine_remove_observer(p->m, &p->observer);
+    vbd_unwatch_media(p->media);
     dm_command_stop(p->dc);
     xsw_close(p->xs);
     free(p);

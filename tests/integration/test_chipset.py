@@ -107,6 +107,23 @@ def test_serial_port_on_a_unix_socket(start_daemon):
     q = d.qtest()
     peer = xendm.connect_unix(os.path.join(d.dir, "com1"))
     q.outb(0x3FB, 0x03)               # 8N1
+    # The daemon accepts the peer from its event loop: until it has, output
+    # has nowhere to go (and is dropped, as on a real unconnected line).
+    peer.settimeout(0.05)
+    deadline = time.monotonic() + 5
+    while True:
+        q.outb(0x3F8, 0)
+        try:
+            if peer.recv(64):
+                break
+        except socket.timeout:
+            assert time.monotonic() < deadline
+    peer.settimeout(0.2)
+    try:
+        while peer.recv(64):
+            pass
+    except socket.timeout:
+        pass
     for ch in b"hello\n":
         q.outb(0x3F8, ch)
     peer.settimeout(5)
@@ -128,3 +145,25 @@ def test_serial_port_on_a_unix_socket(start_daemon):
     peer.close()
     # A second port appears only when asked for.
     assert q.inb(0x2FD) == 0xFF
+
+
+def test_command_line_disks_and_devices(start_daemon):
+    """libxl's -drive forms become the disk list (logged: no IDE engine yet);
+    -device pci-testdev is cold-plugged (no hot-plug event)."""
+    d = start_daemon(["-drive", "file=/img/a.raw,if=ide,index=0,media=disk,format=raw,cache=writeback",
+                      "-drive", "if=none,readonly=on,id=ide-5632",
+                      "-device", "ide-cd,id=ide-5632,drive=ide-5632,bus=ide.1,unit=0",
+                      "-device", "pci-testdev,id=cold,addr=6",
+                      "-device", "e1000,id=nic0"], qtest=True, qmp=True)
+    q, m = d.qtest(), d.qmp()
+    assert d.wait_log(r"disk hda: disk /img/a.raw \(raw\): not served")
+    assert d.wait_log(r"disk hdc: CD-ROM \(empty\)")
+    assert d.wait_log(r"-device e1000,id=nic0: not supported yet")
+    assert q.pci_cfg_read(6 << 3, 0, 4) == 0x00051B36
+    assert q.inl(0xAE00) == 1 << 6 and q.inb(0xAFE0) & 2 == 0
+
+
+def test_bad_drive_is_refused(tmp_path):
+    r = xendm.run(["-drive", "file=/x,if=scsi,format=raw",
+                   "-qmp", "unix:%s/q,server=on,wait=off" % tmp_path])
+    assert r.returncode != 0 and "-drive" in r.stderr
