@@ -364,3 +364,38 @@ def test_guest_that_never_ejects_gets_it_removed_at_reset(start_daemon, xenstore
     assert devfn >> 3 >= 3
     q.close()
     g.stop()
+
+
+def test_trad_startup_contract(start_daemon, xenstored, xen):
+    """Disks from xenstore (§4.6), serial pty published, logdirty echoed,
+    and libxl's kill: removing the device-model directory."""
+    xs = xenstored
+    fe = "/local/domain/%d/device/vbd/768" % DOMID
+    be = "/local/domain/0/backend/qdisk/%d/768" % DOMID
+    for k, v in (("backend", be), ("backend-id", "0"), ("device-type", "disk"),
+                 ("virtual-device", "768"), ("state", "1")):
+        xs.write(fe + "/" + k, v)
+    for k, v in (("frontend", fe), ("frontend-id", str(DOMID)), ("params", "aio:/img/g.raw"),
+                 ("dev", "hda"), ("type", "qdisk"), ("mode", "w"), ("device-type", "disk")):
+        xs.write(be + "/" + k, v)
+
+    def pty_args(d):
+        return [a if a != "file:%s/com1" % d else "pty" for a in qemu_trad_args(d)]
+
+    g = Guest(start_daemon, xenstored, xen, pty_args)
+    assert g.d.wait_log(r"disk hda: disk /img/g.raw \(raw\)")
+    tty = xs.read("/local/domain/%d/serial/0/tty" % DOMID)
+    assert tty and tty.startswith("/dev/pts/")
+    xs.write(DM + "/logdirty/cmd", "enable")
+    deadline = time.monotonic() + 10
+    while xs.read(DM + "/logdirty/ret") != "enable":
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    g.d.wait_log(r"dirty-page logging on")
+    # libxl's way of stopping a device model.
+    xs.rm(DM)
+    g.d.expect_exit()
+    g.d.proc.wait(10)
+    assert g.d.proc.returncode == 0
+    g.xen.wait_exit(g.d.proc.pid)
+    g.xen.assert_clean()
