@@ -29,6 +29,17 @@ static void seg_update(struct x86emu *cpu, unsigned sreg)
     bool expand_down = (s->attr & 0x1c) == 0x14; /* data, E bit */
 
     cpu->priv.seg_end[sreg] = expand_down ? 0 : (uint64_t)s->limit + 1;
+    if (sreg == X86EMU_SEG_CS) {
+        struct x86emu_insn in;
+        bool d32 = s->attr & X86EMU_SEGATTR_DB;
+
+        x86emu_fetch_invalidate(cpu);
+        memset(&in, 0, sizeof(in));
+        in.o32 = in.a32 = d32;
+        in.seg_override = -1;
+        cpu->priv.insn_template = in.state;
+        cpu->priv.eip_mask = d32 ? 0xffffffffu : 0xffff;
+    }
 }
 
 void x86emu_segments_changed(struct x86emu *cpu)
@@ -99,6 +110,7 @@ void x86emu_flush_tlb(struct x86emu *cpu)
         cpu->priv.tlb[i].write_tag = TLB_EMPTY;
         cpu->priv.tlb[i].host = NULL;
     }
+    x86emu_fetch_invalidate(cpu);
 }
 
 /* Looks a linear page up through map_ram and caches it; returns the host
@@ -197,35 +209,68 @@ const uint8_t *x86emu_code_page(struct x86emu *cpu, uint32_t lin)
     return tlb_fill(cpu, lin, false);
 }
 
-/* A byte of code outside the fast window (see fetch window in exec.c). */
-static uint8_t code_read8(struct x86emu *cpu, uint32_t lin)
-{
-    return phys_read8(cpu, lin);
-}
-
-/* Copies what can legally be fetched of the instruction at CS:eip into
- * in->buf: up to maxlen bytes, stopping at the CS limit. */
-void x86emu_fetch_slow(struct x86emu *cpu, struct x86emu_insn *in,
-                       uint32_t eip)
+/* Sets up the instruction fetch window around CS:eip when the code is in
+ * RAM and a whole maximum-length instruction fits in the page and the
+ * limit; returns false otherwise. */
+static bool fetch_window(struct x86emu *cpu, uint32_t eip)
 {
     const struct x86emu_segment *cs = &cpu->seg[X86EMU_SEG_CS];
+    const uint32_t room = X86EMU_PAGE_SIZE - 16 + 1; /* offsets 0..4080 */
+    uint32_t lin = cs->base + eip, off = lin & ~X86EMU_PAGE_MASK, lo, span;
+    uint64_t eip_end = cpu->priv.seg_end[X86EMU_SEG_CS];
+    const uint8_t *page;
+
+    if (off >= room || (uint64_t)eip + 16 > eip_end)
+        return false;
+    page = x86emu_code_page(cpu, lin - off);
+    if (!page)
+        return false;
+    /* The window starts at the page's first byte, or at offset 0 of the
+     * segment when the segment starts inside the page. */
+    if (off > eip) {
+        lo = 0;
+        page += off - eip;
+        span = room - (off - eip);
+    } else {
+        lo = eip - off;
+        span = room;
+    }
+    if ((uint64_t)lo + span + 15 > eip_end)
+        span = (uint32_t)(eip_end - 15 - lo);
+    cpu->priv.fetch_eip = lo;
+    cpu->priv.fetch_span = span;
+    cpu->priv.fetch_host = page;
+    return true;
+}
+
+/* Starts fetching the instruction at CS:eip when it is not in the current
+ * window: a new window if possible, else a copy of what can legally be
+ * fetched (up to the maximum length, stopping at the CS limit). */
+const uint8_t *x86emu_fetch_slow(struct x86emu *cpu, uint32_t eip)
+{
+    const struct x86emu_segment *cs = &cpu->seg[X86EMU_SEG_CS];
+    const uint8_t *start;
     unsigned n = 0;
 
-    while (n < in->maxlen) {
+    if (fetch_window(cpu, eip)) {
+        start = cpu->priv.fetch_host + (eip - cpu->priv.fetch_eip);
+        cpu->priv.fetch_end = start + cpu->priv.maxlen;
+        return start;
+    }
+    while (n < cpu->priv.maxlen) {
         uint32_t off = eip + n;
 
         if (!(cs->attr & X86EMU_SEGATTR_DB) && off > 0xffff)
             break;
         if (off > cs->limit)
             break;
-        in->buf[n++] = code_read8(cpu, cs->base + off);
+        cpu->priv.fetch_buf[n++] = phys_read8(cpu, cs->base + off);
     }
-    in->start = in->p = in->buf;
-    in->end = in->buf + n;
-    in->window_limited = n < in->maxlen;
+    cpu->priv.fetch_end = cpu->priv.fetch_buf + n;
+    return cpu->priv.fetch_buf;
 }
 
-noreturn void x86emu_fetch_fault(struct x86emu *cpu, struct x86emu_insn *in)
+noreturn void x86emu_fetch_fault(struct x86emu *cpu)
 {
     /* Past the CS limit or the maximum length (10 bytes on the 286, 15 on
      * the 386): #GP(0) on both. The 80286 suite's README says #UD for an
@@ -249,9 +294,11 @@ void x86emu_write_eflags(struct x86emu *cpu, uint32_t value, uint32_t mask)
     uint32_t old = flags_read(cpu);
 
     mask &= x86emu_eflags_writable(cpu);
-    cpu->priv.eflags = ((old & ~mask) | (value & mask) | EFLAGS_FIXED1) &
-                       ~(uint32_t)X86EMU_FLAG_RF;
-    cpu->priv.lf_valid = false;
+    uint32_t f = ((old & ~mask) | (value & mask) | EFLAGS_FIXED1) &
+                 ~(uint32_t)X86EMU_FLAG_RF;
+
+    cpu->priv.eflags = f & ~X86EMU_FLAGS_ARITH;
+    lf_from_flags(cpu, f);
     if (cpu->priv.eflags & X86EMU_FLAG_TF)
         cpu->priv.events |= X86EMU_EV_TF;
 }
@@ -314,7 +361,6 @@ void x86emu_interrupt(struct x86emu *cpu, unsigned vector, uint32_t ret_eip)
     sp = stack_push_at(cpu, sp, cpu->seg[X86EMU_SEG_CS].selector, 2);
     sp = stack_push_at(cpu, sp, ret_eip & 0xffff, 2);
     stack_set(cpu, sp);
-    flags_materialize(cpu);
     cpu->priv.eflags &= ~(X86EMU_FLAG_IF | X86EMU_FLAG_TF | X86EMU_FLAG_RF);
     x86emu_load_sreg(cpu, X86EMU_SEG_CS, (uint16_t)new_cs);
     cpu->eip = new_ip;
@@ -407,13 +453,21 @@ int x86emu_service_events(struct x86emu *cpu)
 
 enum x86emu_stop x86emu_run(struct x86emu *cpu, uint64_t max_instructions)
 {
+    enum x86emu_stop stop;
+
     cpu->priv.budget = max_instructions;
     if (setjmp(cpu->priv.fault_jmp)) {
         /* An exception unwound an instruction or a delivery. */
-        if (!deliver_fault(cpu))
-            return X86EMU_STOP_SHUTDOWN;
+        if (!deliver_fault(cpu)) {
+            stop = X86EMU_STOP_SHUTDOWN;
+            goto out;
+        }
     }
-    return x86emu_exec_loop(cpu);
+    stop = x86emu_exec_loop(cpu);
+out:
+    /* The loop only counts down its budget; icount follows from it. */
+    cpu->icount += max_instructions - cpu->priv.budget;
+    return stop;
 }
 
 enum x86emu_stop x86emu_step(struct x86emu *cpu)
@@ -489,8 +543,7 @@ void x86emu_reset(struct x86emu *cpu)
     cpu->dr[7] = 0x00000400u;
     cpu->icount = 0;
     cpu->priv.eflags = EFLAGS_FIXED1;
-    cpu->priv.lf_valid = false;
-    cpu->priv.lf_res = cpu->priv.lf_aux = 0;
+    lf_from_flags(cpu, 0);
     /* The INTR level is the machine's; everything else starts quiet. */
     cpu->priv.events &= X86EMU_EV_INTR;
     cpu->priv.halted = false;
@@ -506,6 +559,7 @@ void x86emu_init(struct x86emu *cpu, enum x86emu_model model,
     memset(cpu, 0, sizeof(*cpu));
     cpu->model = model == X86EMU_MODEL_286 ? X86EMU_MODEL_286
                                            : X86EMU_MODEL_386;
+    cpu->priv.maxlen = cpu->model == X86EMU_MODEL_286 ? 10 : 15;
     cpu->priv.ops = ops;
     cpu->priv.opaque = opaque;
     cpu->priv.a20 = true;

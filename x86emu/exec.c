@@ -20,7 +20,7 @@ noreturn void x86emu_undefined(struct x86emu *cpu)
     x86emu_raise(cpu, X86EMU_VEC_UD);
 }
 
-static inline uint32_t ip_mask(const struct x86emu_insn *in)
+X86EMU_INLINE uint32_t ip_mask(const struct x86emu_insn *in)
 {
     return in->o32 ? 0xffffffffu : 0xffff;
 }
@@ -28,7 +28,7 @@ static inline uint32_t ip_mask(const struct x86emu_insn *in)
 /* ------------------------------------------------------------------ */
 /* Arithmetic. */
 
-static inline uint32_t alu(struct x86emu *cpu, unsigned op, uint32_t a,
+X86EMU_INLINE uint32_t alu(struct x86emu *cpu, unsigned op, uint32_t a,
                            uint32_t b, unsigned bits)
 {
     uint32_t m = x86emu_size_mask(bits), r, c;
@@ -67,30 +67,25 @@ static inline uint32_t alu(struct x86emu *cpu, unsigned op, uint32_t a,
     }
 }
 
-/* INC and DEC leave CF alone. */
-static inline uint32_t alu_incdec(struct x86emu *cpu, uint32_t a, bool dec,
+/* INC and DEC leave CF alone. OF: the result crossed into or out of the
+ * most negative value; AF: the low nibble wrapped. */
+X86EMU_INLINE uint32_t alu_incdec(struct x86emu *cpu, uint32_t a, bool dec,
                                   unsigned bits)
 {
-    uint32_t m = x86emu_size_mask(bits), r, v, t;
-    unsigned cf = get_cf(cpu);
+    uint32_t m = x86emu_size_mask(bits), msb = 1u << (bits - 1), r;
+    unsigned of, af;
 
     if (dec) {
         r = (a - 1) & m;
-        v = (~a & 1) | (~(a ^ 1) & r);
+        of = r == msb - 1;
+        af = (r & 0xf) == 0xf;
     } else {
         r = (a + 1) & m;
-        v = (a & 1) | ((a | 1) & ~r);
+        of = r == msb;
+        af = (r & 0xf) == 0;
     }
-    t = v << (32 - bits);
-    lf_explicit(cpu, r, bits, cf, ((t >> 31) ^ (t >> 30)) & 1, (v >> 3) & 1);
+    lf_explicit(cpu, r, bits, get_cf(cpu), of, af);
     return r;
-}
-
-static void set_cf_of(struct x86emu *cpu, unsigned cf, unsigned of)
-{
-    flags_materialize(cpu);
-    cpu->priv.eflags = (cpu->priv.eflags & ~(X86EMU_FLAG_CF | X86EMU_FLAG_OF)) |
-                       cf | of << 11;
 }
 
 /* Shifts and rotates (group 2). The count is masked to 5 bits as on every
@@ -113,13 +108,13 @@ static uint32_t shift(struct x86emu *cpu, unsigned op, uint32_t v,
         n = count & (bits - 1);
         r = n ? ((v << n) | (v >> (bits - n))) & m : v;
         cf = r & 1;
-        set_cf_of(cpu, cf, !!(r & msb) ^ cf);
+        lf_set_cf_of(cpu, cf, !!(r & msb) ^ cf);
         return r;
     case 1: /* ROR */
         n = count & (bits - 1);
         r = n ? ((v >> n) | (v << (bits - n))) & m : v;
         cf = !!(r & msb);
-        set_cf_of(cpu, cf, cf ^ !!(r & (msb >> 1)));
+        lf_set_cf_of(cpu, cf, cf ^ !!(r & (msb >> 1)));
         return r;
     case 2: /* RCL */
         n = count % (bits + 1);
@@ -129,7 +124,7 @@ static uint32_t shift(struct x86emu *cpu, unsigned op, uint32_t v,
                 ((2ull << bits) - 1);
         r = (uint32_t)x & m;
         cf = (unsigned)(x >> bits) & 1;
-        set_cf_of(cpu, cf, !!(r & msb) ^ cf);
+        lf_set_cf_of(cpu, cf, !!(r & msb) ^ cf);
         return r;
     case 3: /* RCR */
         n = count % (bits + 1);
@@ -139,7 +134,7 @@ static uint32_t shift(struct x86emu *cpu, unsigned op, uint32_t v,
                 ((2ull << bits) - 1);
         r = (uint32_t)x & m;
         cf = (unsigned)(x >> bits) & 1;
-        set_cf_of(cpu, cf, !!(r & msb) ^ !!(r & (msb >> 1)));
+        lf_set_cf_of(cpu, cf, !!(r & msb) ^ !!(r & (msb >> 1)));
         return r;
     case 4:
     case 6: /* SHL, and its undocumented alias /6 */
@@ -170,13 +165,13 @@ static uint32_t shift(struct x86emu *cpu, unsigned op, uint32_t v,
 
 /* A read-modify-write memory operand: checked for writing once, so the
  * write cannot fault after the flags were updated. */
-static inline uint32_t rmw_lin(struct x86emu *cpu, struct x86emu_insn *in,
+X86EMU_INLINE uint32_t rmw_lin(struct x86emu *cpu, struct x86emu_insn *in,
                                unsigned size)
 {
     return seg_lin(cpu, in->ea_seg, in->ea, size, true);
 }
 
-static inline void alu_rm_reg(struct x86emu *cpu, struct x86emu_insn *in,
+X86EMU_INLINE void alu_rm_reg(struct x86emu *cpu, struct x86emu_insn *in,
                               unsigned op, unsigned bits)
 {
     uint32_t b, r;
@@ -199,7 +194,7 @@ static inline void alu_rm_reg(struct x86emu *cpu, struct x86emu_insn *in,
     }
 }
 
-static inline void alu_reg_rm(struct x86emu *cpu, struct x86emu_insn *in,
+X86EMU_INLINE void alu_reg_rm(struct x86emu *cpu, struct x86emu_insn *in,
                               unsigned op, unsigned bits)
 {
     uint32_t r;
@@ -213,7 +208,7 @@ static inline void alu_reg_rm(struct x86emu *cpu, struct x86emu_insn *in,
 }
 
 /* r/m op= value, for the immediate groups. */
-static inline void alu_rm_value(struct x86emu *cpu, struct x86emu_insn *in,
+X86EMU_INLINE void alu_rm_value(struct x86emu *cpu, struct x86emu_insn *in,
                                 unsigned op, uint32_t b, unsigned bits)
 {
     if (modrm_is_reg(in)) {
@@ -232,9 +227,11 @@ static inline void alu_rm_value(struct x86emu *cpu, struct x86emu_insn *in,
     }
 }
 
-static void shift_rm(struct x86emu *cpu, struct x86emu_insn *in,
+static void shift_rm(struct x86emu *cpu, struct x86emu_insn in_copy,
                      unsigned count, unsigned bits)
 {
+    struct x86emu_insn *in = &in_copy;
+
     unsigned op = modrm_reg(in);
 
     if (modrm_is_reg(in)) {
@@ -374,8 +371,10 @@ static void div_op(struct x86emu *cpu, uint32_t src, bool is_signed,
     }
 }
 
-static void group3(struct x86emu *cpu, struct x86emu_insn *in, unsigned bits)
+static void group3(struct x86emu *cpu, struct x86emu_insn in_copy, unsigned bits)
 {
+    struct x86emu_insn *in = &in_copy;
+
     unsigned op = modrm_reg(in);
     uint32_t v, imm;
 
@@ -410,6 +409,7 @@ static void group3(struct x86emu *cpu, struct x86emu_insn *in, unsigned bits)
         div_op(cpu, rm_read(cpu, in, bits), op == 7, bits);
         break;
     }
+    cpu->eip = insn_next_eip(cpu, in);
 }
 
 /* IMUL r, r/m, imm and IMUL r, r/m: the truncated product, CF = OF = it
@@ -514,9 +514,11 @@ static bool want_boundary(const struct x86emu *cpu)
            ((ev & X86EMU_EV_INTR) && (cpu->priv.eflags & X86EMU_FLAG_IF));
 }
 
-static void string_insn(struct x86emu *cpu, struct x86emu_insn *in,
+static void string_insn(struct x86emu *cpu, struct x86emu_insn in_copy,
                         enum str_kind kind, unsigned size)
 {
+    struct x86emu_insn *in = &in_copy;
+
     const uint32_t amask = in->a32 ? 0xffffffffu : 0xffff;
     const uint32_t delta = (cpu->priv.eflags & X86EMU_FLAG_DF)
                                ? (uint32_t)-(int32_t)size : size;
@@ -615,9 +617,11 @@ static void far_jump(struct x86emu *cpu, uint16_t sel, uint32_t off)
     cpu->eip = off;
 }
 
-static void far_call(struct x86emu *cpu, struct x86emu_insn *in, uint16_t sel,
+static void far_call(struct x86emu *cpu, struct x86emu_insn in_copy, uint16_t sel,
                      uint32_t off)
 {
+    struct x86emu_insn *in = &in_copy;
+
     unsigned size = in->o32 ? 4 : 2;
     uint32_t sp = stack_ptr(cpu);
 
@@ -630,9 +634,11 @@ static void far_call(struct x86emu *cpu, struct x86emu_insn *in, uint16_t sel,
     cpu->eip = off;
 }
 
-static void far_return(struct x86emu *cpu, struct x86emu_insn *in,
+static void far_return(struct x86emu *cpu, struct x86emu_insn in_copy,
                        uint32_t release)
 {
+    struct x86emu_insn *in = &in_copy;
+
     unsigned size = in->o32 ? 4 : 2;
     uint32_t sp = stack_ptr(cpu), off, sel;
 
@@ -647,8 +653,10 @@ static void far_return(struct x86emu *cpu, struct x86emu_insn *in,
     cpu->eip = off;
 }
 
-static void iret(struct x86emu *cpu, struct x86emu_insn *in)
+static void iret(struct x86emu *cpu, struct x86emu_insn in_copy)
 {
+    struct x86emu_insn *in = &in_copy;
+
     unsigned size = in->o32 ? 4 : 2;
     uint32_t sp = stack_ptr(cpu), off, sel, flags;
 
@@ -667,9 +675,11 @@ static void iret(struct x86emu *cpu, struct x86emu_insn *in)
 }
 
 /* LES, LDS, LSS, LFS, LGS: offset then selector from memory. */
-void x86emu_load_far_pointer(struct x86emu *cpu, struct x86emu_insn *in,
+void x86emu_load_far_pointer(struct x86emu *cpu, struct x86emu_insn in_copy,
                              unsigned sreg)
 {
+    struct x86emu_insn *in = &in_copy;
+
     unsigned size = in->o32 ? 4 : 2;
     uint32_t off, sel;
 
@@ -723,74 +733,145 @@ bool x86emu_lock_allowed_0f(uint8_t op, uint8_t modrm)
     }
 }
 
-static void check_lock(struct x86emu *cpu, struct x86emu_insn *in, uint8_t op)
+/* Called at a LOCK prefix on a 386: finds the opcode after any further
+ * prefixes and raises #UD unless LOCK may precede it. Running out of bytes
+ * is left to the decoder, which faults on it. */
+static void check_lock(struct x86emu *cpu, struct x86emu_insn in_copy)
 {
-    uint8_t op2, modrm;
+    struct x86emu_insn *in = &in_copy;
 
-    if (op == 0x0f) {
-        if (in->end - in->p < 2)
-            x86emu_undefined(cpu);
-        op2 = in->p[0];
-        modrm = in->p[1];
-        if (!x86emu_lock_allowed_0f(op2, modrm))
-            x86emu_undefined(cpu);
-        return;
+    const uint8_t *p = in->p;
+
+    while (p < in->end) {
+        switch (*p) {
+        case 0x26: case 0x2e: case 0x36: case 0x3e: case 0x64: case 0x65:
+        case 0x66: case 0x67: case 0xf0: case 0xf2: case 0xf3:
+            p++;
+            continue;
+        case 0x0f:
+            if (in->end - p < 3)
+                return;
+            if (!x86emu_lock_allowed_0f(p[1], p[2]))
+                x86emu_undefined(cpu);
+            return;
+        default:
+            if (in->end - p < 2)
+                return;
+            if (!lock_allowed(p[0], p[1]))
+                x86emu_undefined(cpu);
+            return;
+        }
     }
-    if (in->p >= in->end)
-        x86emu_undefined(cpu);
-    if (!lock_allowed(op, *in->p))
-        x86emu_undefined(cpu);
 }
 
 /* ESC (D8-DF) with no coprocessor: #NM when CR0.EM or CR0.TS says so,
  * otherwise the 286 decodes the operand, checks its address and carries
  * on (SingleStepTests 80286 D8 data: no coprocessor attached, EM clear). */
-static void escape(struct x86emu *cpu, struct x86emu_insn *in)
+static void escape(struct x86emu *cpu, struct x86emu_insn in_copy)
 {
+    struct x86emu_insn *in = &in_copy;
+
     if (cpu->cr0 & (X86EMU_CR0_EM | X86EMU_CR0_TS))
         x86emu_raise(cpu, X86EMU_VEC_NM);
     decode_modrm(cpu, in);
     if (!modrm_is_reg(in))
         seg_lin(cpu, in->ea_seg, in->ea, 2, false);
+    cpu->eip = insn_next_eip(cpu, in);
 }
 
 /* ------------------------------------------------------------------ */
 /* The interpreter. */
 
-static void exec_one(struct x86emu *cpu)
+/* Expands stmt twice, with the constant BITS set to 32 or 16 by the
+ * operand size, so that the inlined helpers fold their size switches. */
+#define BY_OSZ(stmt)                                                          \
+    do {                                                                      \
+        if (in.o32) {                                                         \
+            const unsigned BITS = 32;                                         \
+            stmt;                                                             \
+        } else {                                                              \
+            const unsigned BITS = 16;                                         \
+            stmt;                                                             \
+        }                                                                     \
+    } while (0)
+
+/* The six encodings of ADD OR ADC SBB AND SUB XOR CMP. */
+#define ALU_CASES(base, OP)                                                   \
+    case (base) + 0:                                                          \
+        alu_rm_reg(cpu, &in, OP, 8);                                          \
+        break;                                                                \
+    case (base) + 1:                                                          \
+        BY_OSZ(alu_rm_reg(cpu, &in, OP, BITS));                               \
+        break;                                                                \
+    case (base) + 2:                                                          \
+        alu_reg_rm(cpu, &in, OP, 8);                                          \
+        break;                                                                \
+    case (base) + 3:                                                          \
+        BY_OSZ(alu_reg_rm(cpu, &in, OP, BITS));                               \
+        break;                                                                \
+    case (base) + 4:                                                          \
+        v = alu(cpu, OP, cpu->gpr[X86EMU_EAX] & 0xff, fetch8(cpu, &in), 8);   \
+        if (OP != ALU_CMP)                                                    \
+            reg_write(cpu, X86EMU_EAX, 8, v);                                 \
+        break;                                                                \
+    case (base) + 5:                                                          \
+        BY_OSZ(w = fetch_imm(cpu, &in, BITS);                                 \
+               v = alu(cpu, OP, reg_read(cpu, X86EMU_EAX, BITS), w, BITS);    \
+               if (OP != ALU_CMP) reg_write(cpu, X86EMU_EAX, BITS, v));       \
+        break;
+
+#define REG_CASES(base, stmt)                                                 \
+    case (base) + 0: { const unsigned R = 0; stmt; } break;                   \
+    case (base) + 1: { const unsigned R = 1; stmt; } break;                   \
+    case (base) + 2: { const unsigned R = 2; stmt; } break;                   \
+    case (base) + 3: { const unsigned R = 3; stmt; } break;                   \
+    case (base) + 4: { const unsigned R = 4; stmt; } break;                   \
+    case (base) + 5: { const unsigned R = 5; stmt; } break;                   \
+    case (base) + 6: { const unsigned R = 6; stmt; } break;                   \
+    case (base) + 7: { const unsigned R = 7; stmt; } break;
+
+X86EMU_INLINE void jcc(struct x86emu *cpu, struct x86emu_insn *in,
+                       unsigned cc)
+{
+    uint32_t rel = (uint32_t)(int32_t)(int8_t)fetch8(cpu, in);
+    uint32_t next = insn_next_eip(cpu, in);
+
+    if (x86emu_cond(cpu, cc))
+        jump_to(cpu, (next + rel) & ip_mask(in));
+    else
+        cpu->eip = next;
+}
+
+#define JCC_CASE(cc)                                                          \
+    case 0x70 + (cc):                                                         \
+        jcc(cpu, &in, cc);                                                    \
+        return;
+
+/* The operand size of the instruction being decoded in exec_one. */
+#define OSZ (in.o32 ? 32u : 16u)
+
+X86EMU_INLINE void exec_one(struct x86emu *cpu)
 {
     struct x86emu_insn in;
     const uint32_t eip = cpu->eip;
-    const uint32_t lin = cpu->seg[X86EMU_SEG_CS].base + eip;
-    const struct x86emu_tlb_entry *e = tlb_entry(cpu, lin);
-    const uint32_t page_off = lin & ~X86EMU_PAGE_MASK;
-    const bool d32 = cpu->seg[X86EMU_SEG_CS].attr & X86EMU_SEGATTR_DB;
-    unsigned osz, bits;
+    const uint32_t win = eip - cpu->priv.fetch_eip;
+    unsigned bits;
     uint8_t op;
     uint32_t v, w;
 
     cpu->priv.insn_eip = eip;
-    in.maxlen = x86emu_is_286(cpu) ? MAXLEN_286 : MAXLEN_386;
-    if (X86EMU_LIKELY(e->read_tag == lin - page_off &&
-                      page_off <= X86EMU_PAGE_SIZE - MAXLEN_386 &&
-                      (uint64_t)eip + MAXLEN_386 <=
-                          cpu->priv.seg_end[X86EMU_SEG_CS])) {
-        in.start = in.p = e->host + page_off;
-        in.end = in.p + in.maxlen;
-        in.window_limited = false;
+    if (X86EMU_LIKELY(win < cpu->priv.fetch_span)) {
+        in.start = in.p = cpu->priv.fetch_host + win;
+        in.end = in.p + cpu->priv.maxlen;
     } else {
-        x86emu_fetch_slow(cpu, &in, eip);
+        in.start = in.p = x86emu_fetch_slow(cpu, eip);
+        in.end = cpu->priv.fetch_end;
     }
-    in.o32 = in.a32 = d32;
-    in.rep = 0;
-    in.lock = false;
-    in.seg_override = -1;
-    in.ea_uses_esp = false;
+    in.eip = eip;
+    in.state = cpu->priv.insn_template;
 
 next_byte:
     op = fetch8(cpu, &in);
-    in.opcode = op;
-    osz = in.o32 ? 32 : 16;
 
     switch (op) {
     /* Prefixes. */
@@ -807,14 +888,16 @@ next_byte:
     case 0x66:
         if (x86emu_is_286(cpu))
             x86emu_undefined(cpu);
-        in.o32 = !d32;
+        in.o32 = cpu->priv.eip_mask == 0xffff;
         goto next_byte;
     case 0x67:
         if (x86emu_is_286(cpu))
             x86emu_undefined(cpu);
-        in.a32 = !d32;
+        in.a32 = cpu->priv.eip_mask == 0xffff;
         goto next_byte;
     case 0xf0:
+        if (!in.lock && !x86emu_is_286(cpu))
+            check_lock(cpu, in);
         in.lock = true;
         goto next_byte;
     case 0xf1:
@@ -827,58 +910,28 @@ next_byte:
     case 0xf3:
         in.rep = op;
         goto next_byte;
-    default:
-        break;
-    }
 
-    if (X86EMU_UNLIKELY(in.lock) && !x86emu_is_286(cpu))
-        check_lock(cpu, &in, op);
-
-    switch (op) {
-    /* ALU: ADD OR ADC SBB AND SUB XOR CMP in their six forms. */
-    case 0x00: case 0x08: case 0x10: case 0x18:
-    case 0x20: case 0x28: case 0x30: case 0x38:
-        alu_rm_reg(cpu, &in, op >> 3, 8);
-        break;
-    case 0x01: case 0x09: case 0x11: case 0x19:
-    case 0x21: case 0x29: case 0x31: case 0x39:
-        alu_rm_reg(cpu, &in, op >> 3, osz);
-        break;
-    case 0x02: case 0x0a: case 0x12: case 0x1a:
-    case 0x22: case 0x2a: case 0x32: case 0x3a:
-        alu_reg_rm(cpu, &in, op >> 3, 8);
-        break;
-    case 0x03: case 0x0b: case 0x13: case 0x1b:
-    case 0x23: case 0x2b: case 0x33: case 0x3b:
-        alu_reg_rm(cpu, &in, op >> 3, osz);
-        break;
-    case 0x04: case 0x0c: case 0x14: case 0x1c:
-    case 0x24: case 0x2c: case 0x34: case 0x3c:
-        v = alu(cpu, op >> 3, cpu->gpr[X86EMU_EAX] & 0xff, fetch8(cpu, &in),
-                8);
-        if ((op >> 3) != ALU_CMP)
-            reg_write(cpu, X86EMU_EAX, 8, v);
-        break;
-    case 0x05: case 0x0d: case 0x15: case 0x1d:
-    case 0x25: case 0x2d: case 0x35: case 0x3d:
-        w = fetch_imm(cpu, &in, osz);
-        v = alu(cpu, op >> 3, reg_read(cpu, X86EMU_EAX, osz), w, osz);
-        if ((op >> 3) != ALU_CMP)
-            reg_write(cpu, X86EMU_EAX, osz, v);
-        break;
+    ALU_CASES(0x00, ALU_ADD)
+    ALU_CASES(0x08, ALU_OR)
+    ALU_CASES(0x10, ALU_ADC)
+    ALU_CASES(0x18, ALU_SBB)
+    ALU_CASES(0x20, ALU_AND)
+    ALU_CASES(0x28, ALU_SUB)
+    ALU_CASES(0x30, ALU_XOR)
+    ALU_CASES(0x38, ALU_CMP)
 
     case 0x06: case 0x0e: case 0x16: case 0x1e: /* PUSH ES/CS/SS/DS */
-        push(cpu, cpu->seg[op >> 3].selector, osz / 8);
+        push(cpu, cpu->seg[op >> 3].selector, OSZ / 8);
         break;
     case 0x07: case 0x17: case 0x1f: /* POP ES/SS/DS */
-        v = stack_read_at(cpu, stack_ptr(cpu), osz / 8);
+        v = stack_read_at(cpu, stack_ptr(cpu), OSZ / 8);
         x86emu_load_sreg(cpu, op >> 3, (uint16_t)v);
-        stack_set(cpu, stack_ptr(cpu) + osz / 8);
+        stack_set(cpu, stack_ptr(cpu) + OSZ / 8);
         if (op == 0x17)
             cpu->priv.events |= X86EMU_EV_SHADOW;
         break;
     case 0x0f:
-        x86emu_exec_0f(cpu, &in);
+        x86emu_exec_0f(cpu, in);
         return;
 
     case 0x27: bcd_daa_das(cpu, false); break;
@@ -886,29 +939,23 @@ next_byte:
     case 0x37: bcd_aaa_aas(cpu, false); break;
     case 0x3f: bcd_aaa_aas(cpu, true); break;
 
-    case 0x40 ... 0x47:
-        reg_write(cpu, op & 7, osz,
-                  alu_incdec(cpu, reg_read(cpu, op & 7, osz), false, osz));
-        break;
-    case 0x48 ... 0x4f:
-        reg_write(cpu, op & 7, osz,
-                  alu_incdec(cpu, reg_read(cpu, op & 7, osz), true, osz));
-        break;
-    case 0x50 ... 0x57: /* PUSH r; PUSH SP pushes the value before */
-        push(cpu, reg_read(cpu, op & 7, osz), osz / 8);
-        break;
-    case 0x58 ... 0x5f:
-        v = pop(cpu, osz / 8);
-        reg_write(cpu, op & 7, osz, v);
-        break;
+    REG_CASES(0x40, BY_OSZ(reg_write(cpu, R, BITS,
+                                     alu_incdec(cpu, reg_read(cpu, R, BITS),
+                                                false, BITS))))
+    REG_CASES(0x48, BY_OSZ(reg_write(cpu, R, BITS,
+                                     alu_incdec(cpu, reg_read(cpu, R, BITS),
+                                                true, BITS))))
+    /* PUSH r; PUSH SP pushes the value before the decrement */
+    REG_CASES(0x50, BY_OSZ(push(cpu, reg_read(cpu, R, BITS), BITS / 8)))
+    REG_CASES(0x58, BY_OSZ(v = pop(cpu, BITS / 8); reg_write(cpu, R, BITS, v)))
 
     case 0x60: { /* PUSHA */
-        uint32_t sp = stack_ptr(cpu), orig = reg_read(cpu, X86EMU_ESP, osz);
+        uint32_t sp = stack_ptr(cpu), orig = reg_read(cpu, X86EMU_ESP, OSZ);
 
         for (unsigned r = 0; r < 8; r++)
             sp = stack_push_at(cpu, sp,
-                               r == X86EMU_ESP ? orig : reg_read(cpu, r, osz),
-                               osz / 8);
+                               r == X86EMU_ESP ? orig : reg_read(cpu, r, OSZ),
+                               OSZ / 8);
         stack_set(cpu, sp);
         break;
     }
@@ -916,18 +963,18 @@ next_byte:
         uint32_t sp = stack_ptr(cpu), vals[8];
 
         for (int r = 7; r >= 0; r--) {
-            vals[r] = stack_read_at(cpu, sp, osz / 8);
-            sp += osz / 8;
+            vals[r] = stack_read_at(cpu, sp, OSZ / 8);
+            sp += OSZ / 8;
         }
         for (unsigned r = 0; r < 8; r++)
             if (r != X86EMU_ESP)
-                reg_write(cpu, r, osz, vals[r]);
+                reg_write(cpu, r, OSZ, vals[r]);
         stack_set(cpu, sp);
         break;
     }
     case 0x62: { /* BOUND: #BR is a fault */
         uint32_t lo, hi, idx;
-        unsigned size = osz / 8;
+        unsigned size = OSZ / 8;
 
         decode_modrm(cpu, &in);
         if (modrm_is_reg(&in))
@@ -935,9 +982,9 @@ next_byte:
         lo = mem_read(cpu, in.ea_seg, in.ea, size);
         hi = mem_read(cpu, in.ea_seg, (in.ea + size) & (in.a32 ? ~0u : 0xffff),
                       size);
-        idx = reg_read(cpu, modrm_reg(&in), osz);
-        if ((int32_t)x86emu_sext(idx, osz) < (int32_t)x86emu_sext(lo, osz) ||
-            (int32_t)x86emu_sext(idx, osz) > (int32_t)x86emu_sext(hi, osz))
+        idx = reg_read(cpu, modrm_reg(&in), OSZ);
+        if ((int32_t)x86emu_sext(idx, OSZ) < (int32_t)x86emu_sext(lo, OSZ) ||
+            (int32_t)x86emu_sext(idx, OSZ) > (int32_t)x86emu_sext(hi, OSZ))
             x86emu_raise(cpu, X86EMU_VEC_BR);
         break;
     }
@@ -945,36 +992,30 @@ next_byte:
         x86emu_undefined(cpu);
 
     case 0x68:
-        push(cpu, fetch_imm(cpu, &in, osz), osz / 8);
+        push(cpu, fetch_imm(cpu, &in, OSZ), OSZ / 8);
         break;
     case 0x6a:
-        push(cpu, (uint32_t)(int32_t)(int8_t)fetch8(cpu, &in), osz / 8);
+        push(cpu, (uint32_t)(int32_t)(int8_t)fetch8(cpu, &in), OSZ / 8);
         break;
     case 0x69:
     case 0x6b:
         decode_modrm(cpu, &in);
-        v = rm_read(cpu, &in, osz);
-        w = op == 0x69 ? fetch_imm(cpu, &in, osz)
+        v = rm_read(cpu, &in, OSZ);
+        w = op == 0x69 ? fetch_imm(cpu, &in, OSZ)
                        : (uint32_t)(int32_t)(int8_t)fetch8(cpu, &in);
-        reg_write(cpu, modrm_reg(&in), osz,
-                  x86emu_imul_trunc(cpu, v, w, osz));
+        reg_write(cpu, modrm_reg(&in), OSZ,
+                  x86emu_imul_trunc(cpu, v, w, OSZ));
         break;
 
-    case 0x6c: string_insn(cpu, &in, STR_INS, 1); return;
-    case 0x6d: string_insn(cpu, &in, STR_INS, osz / 8); return;
-    case 0x6e: string_insn(cpu, &in, STR_OUTS, 1); return;
-    case 0x6f: string_insn(cpu, &in, STR_OUTS, osz / 8); return;
+    case 0x6c: string_insn(cpu, in, STR_INS, 1); return;
+    case 0x6d: string_insn(cpu, in, STR_INS, OSZ / 8); return;
+    case 0x6e: string_insn(cpu, in, STR_OUTS, 1); return;
+    case 0x6f: string_insn(cpu, in, STR_OUTS, OSZ / 8); return;
 
-    case 0x70 ... 0x7f: {
-        uint32_t rel = (uint32_t)(int32_t)(int8_t)fetch8(cpu, &in);
-        uint32_t next = insn_next_eip(cpu, &in);
-
-        if (x86emu_cond(cpu, op & 15))
-            jump_to(cpu, (next + rel) & ip_mask(&in));
-        else
-            cpu->eip = next;
-        return;
-    }
+    JCC_CASE(0x0) JCC_CASE(0x1) JCC_CASE(0x2) JCC_CASE(0x3)
+    JCC_CASE(0x4) JCC_CASE(0x5) JCC_CASE(0x6) JCC_CASE(0x7)
+    JCC_CASE(0x8) JCC_CASE(0x9) JCC_CASE(0xa) JCC_CASE(0xb)
+    JCC_CASE(0xc) JCC_CASE(0xd) JCC_CASE(0xe) JCC_CASE(0xf)
 
     case 0x80:
     case 0x82: /* alias of 0x80 */
@@ -984,26 +1025,26 @@ next_byte:
         break;
     case 0x81:
         decode_modrm(cpu, &in);
-        v = fetch_imm(cpu, &in, osz);
-        alu_rm_value(cpu, &in, modrm_reg(&in), v, osz);
+        v = fetch_imm(cpu, &in, OSZ);
+        alu_rm_value(cpu, &in, modrm_reg(&in), v, OSZ);
         break;
     case 0x83:
         decode_modrm(cpu, &in);
-        v = (uint32_t)(int32_t)(int8_t)fetch8(cpu, &in) &
-            x86emu_size_mask(osz);
-        alu_rm_value(cpu, &in, modrm_reg(&in), v, osz);
+        v = (uint32_t)(int32_t)(int8_t)fetch8(cpu, &in);
+        BY_OSZ(alu_rm_value(cpu, &in, modrm_reg(&in),
+                            v & x86emu_size_mask(BITS), BITS));
         break;
 
     case 0x84:
     case 0x85:
-        bits = op & 1 ? osz : 8;
+        bits = op & 1 ? OSZ : 8;
         decode_modrm(cpu, &in);
         alu(cpu, ALU_AND, rm_read(cpu, &in, bits),
             reg_read(cpu, modrm_reg(&in), bits), bits);
         break;
     case 0x86:
     case 0x87:
-        bits = op & 1 ? osz : 8;
+        bits = op & 1 ? OSZ : 8;
         decode_modrm(cpu, &in);
         if (modrm_is_reg(&in)) {
             v = reg_read(cpu, in.modrm & 7, bits);
@@ -1019,16 +1060,20 @@ next_byte:
         break;
 
     case 0x88:
-    case 0x89:
-        bits = op & 1 ? osz : 8;
         decode_modrm(cpu, &in);
-        rm_write(cpu, &in, bits, reg_read(cpu, modrm_reg(&in), bits));
+        rm_write(cpu, &in, 8, reg_read(cpu, modrm_reg(&in), 8));
+        break;
+    case 0x89:
+        decode_modrm(cpu, &in);
+        BY_OSZ(rm_write(cpu, &in, BITS, reg_read(cpu, modrm_reg(&in), BITS)));
         break;
     case 0x8a:
-    case 0x8b:
-        bits = op & 1 ? osz : 8;
         decode_modrm(cpu, &in);
-        reg_write(cpu, modrm_reg(&in), bits, rm_read(cpu, &in, bits));
+        reg_write(cpu, modrm_reg(&in), 8, rm_read(cpu, &in, 8));
+        break;
+    case 0x8b:
+        decode_modrm(cpu, &in);
+        BY_OSZ(reg_write(cpu, modrm_reg(&in), BITS, rm_read(cpu, &in, BITS)));
         break;
     case 0x8c: { /* MOV r/m16, Sreg */
         unsigned sreg;
@@ -1039,7 +1084,7 @@ next_byte:
             x86emu_undefined(cpu);
         v = cpu->seg[sreg].selector;
         if (modrm_is_reg(&in))
-            reg_write(cpu, in.modrm & 7, osz, v);
+            reg_write(cpu, in.modrm & 7, OSZ, v);
         else
             mem_write(cpu, in.ea_seg, in.ea, v, 2);
         break;
@@ -1048,7 +1093,7 @@ next_byte:
         decode_modrm(cpu, &in);
         if (modrm_is_reg(&in))
             x86emu_undefined(cpu);
-        reg_write(cpu, modrm_reg(&in), osz, in.ea);
+        reg_write(cpu, modrm_reg(&in), OSZ, in.ea);
         break;
     case 0x8e: { /* MOV Sreg, r/m16; CS cannot be loaded this way */
         unsigned sreg;
@@ -1064,7 +1109,7 @@ next_byte:
         break;
     }
     case 0x8f: { /* POP r/m */
-        unsigned size = osz / 8;
+        unsigned size = OSZ / 8;
         uint32_t sp;
 
         decode_modrm(cpu, &in);
@@ -1074,7 +1119,7 @@ next_byte:
         v = stack_read_at(cpu, sp, size);
         if (modrm_is_reg(&in)) {
             stack_set(cpu, sp + size);
-            reg_write(cpu, in.modrm & 7, osz, v);
+            reg_write(cpu, in.modrm & 7, OSZ, v);
         } else {
             /* An ESP-based address is computed after the increment. */
             if (in.a32 && in.ea_uses_esp)
@@ -1088,9 +1133,9 @@ next_byte:
     case 0x90: /* NOP (XCHG eAX, eAX; F3 90 is PAUSE) */
         break;
     case 0x91 ... 0x97:
-        v = reg_read(cpu, op & 7, osz);
-        reg_write(cpu, op & 7, osz, reg_read(cpu, X86EMU_EAX, osz));
-        reg_write(cpu, X86EMU_EAX, osz, v);
+        v = reg_read(cpu, op & 7, OSZ);
+        reg_write(cpu, op & 7, OSZ, reg_read(cpu, X86EMU_EAX, OSZ));
+        reg_write(cpu, X86EMU_EAX, OSZ, v);
         break;
     case 0x98: /* CBW / CWDE */
         if (in.o32)
@@ -1107,10 +1152,10 @@ next_byte:
                       (cpu->gpr[X86EMU_EAX] & 0x8000) ? 0xffff : 0);
         break;
     case 0x9a: { /* CALL ptr16:16/32 */
-        uint32_t off = fetch_imm(cpu, &in, osz);
+        uint32_t off = fetch_imm(cpu, &in, OSZ);
         uint16_t sel = (uint16_t)fetch16(cpu, &in);
 
-        far_call(cpu, &in, sel, off);
+        far_call(cpu, in, sel, off);
         return;
     }
     case 0x9b: /* WAIT: no coprocessor, so nothing to wait for */
@@ -1119,17 +1164,16 @@ next_byte:
             x86emu_raise(cpu, X86EMU_VEC_NM);
         break;
     case 0x9c: /* PUSHF: VM and RF are never pushed */
-        push(cpu, flags_read(cpu) & 0x00fcffffu, osz / 8);
+        push(cpu, flags_read(cpu) & 0x00fcffffu, OSZ / 8);
         break;
     case 0x9d:
-        v = stack_read_at(cpu, stack_ptr(cpu), osz / 8);
-        stack_set(cpu, stack_ptr(cpu) + osz / 8);
+        v = stack_read_at(cpu, stack_ptr(cpu), OSZ / 8);
+        stack_set(cpu, stack_ptr(cpu) + OSZ / 8);
         x86emu_write_eflags(cpu, v, in.o32 ? 0xffffffffu : 0xffff);
         break;
     case 0x9e: /* SAHF */
-        flags_materialize(cpu);
-        cpu->priv.eflags = (cpu->priv.eflags & ~0xd5u) |
-                           ((cpu->gpr[X86EMU_EAX] >> 8) & 0xd5);
+        lf_from_flags(cpu, (flags_read(cpu) & ~0xd5u) |
+                               ((cpu->gpr[X86EMU_EAX] >> 8) & 0xd5));
         break;
     case 0x9f: /* LAHF */
         reg_write(cpu, 4, 8, flags_read(cpu) & 0xff);
@@ -1139,7 +1183,7 @@ next_byte:
         uint32_t off = in.a32 ? fetch32(cpu, &in) : fetch16(cpu, &in);
         unsigned seg = insn_seg(&in, X86EMU_SEG_DS);
 
-        bits = op & 1 ? osz : 8;
+        bits = op & 1 ? OSZ : 8;
         if (op < 0xa2)
             reg_write(cpu, X86EMU_EAX, bits, mem_read(cpu, seg, off, bits / 8));
         else
@@ -1147,49 +1191,45 @@ next_byte:
                       bits / 8);
         break;
     }
-    case 0xa4: string_insn(cpu, &in, STR_MOVS, 1); return;
-    case 0xa5: string_insn(cpu, &in, STR_MOVS, osz / 8); return;
-    case 0xa6: string_insn(cpu, &in, STR_CMPS, 1); return;
-    case 0xa7: string_insn(cpu, &in, STR_CMPS, osz / 8); return;
+    case 0xa4: string_insn(cpu, in, STR_MOVS, 1); return;
+    case 0xa5: string_insn(cpu, in, STR_MOVS, OSZ / 8); return;
+    case 0xa6: string_insn(cpu, in, STR_CMPS, 1); return;
+    case 0xa7: string_insn(cpu, in, STR_CMPS, OSZ / 8); return;
     case 0xa8:
         alu(cpu, ALU_AND, cpu->gpr[X86EMU_EAX] & 0xff, fetch8(cpu, &in), 8);
         break;
     case 0xa9:
-        w = fetch_imm(cpu, &in, osz);
-        alu(cpu, ALU_AND, reg_read(cpu, X86EMU_EAX, osz), w, osz);
+        w = fetch_imm(cpu, &in, OSZ);
+        alu(cpu, ALU_AND, reg_read(cpu, X86EMU_EAX, OSZ), w, OSZ);
         break;
-    case 0xaa: string_insn(cpu, &in, STR_STOS, 1); return;
-    case 0xab: string_insn(cpu, &in, STR_STOS, osz / 8); return;
-    case 0xac: string_insn(cpu, &in, STR_LODS, 1); return;
-    case 0xad: string_insn(cpu, &in, STR_LODS, osz / 8); return;
-    case 0xae: string_insn(cpu, &in, STR_SCAS, 1); return;
-    case 0xaf: string_insn(cpu, &in, STR_SCAS, osz / 8); return;
+    case 0xaa: string_insn(cpu, in, STR_STOS, 1); return;
+    case 0xab: string_insn(cpu, in, STR_STOS, OSZ / 8); return;
+    case 0xac: string_insn(cpu, in, STR_LODS, 1); return;
+    case 0xad: string_insn(cpu, in, STR_LODS, OSZ / 8); return;
+    case 0xae: string_insn(cpu, in, STR_SCAS, 1); return;
+    case 0xaf: string_insn(cpu, in, STR_SCAS, OSZ / 8); return;
 
-    case 0xb0 ... 0xb7:
-        reg_write(cpu, op & 7, 8, fetch8(cpu, &in));
-        break;
-    case 0xb8 ... 0xbf:
-        reg_write(cpu, op & 7, osz, fetch_imm(cpu, &in, osz));
-        break;
+    REG_CASES(0xb0, reg_write(cpu, R, 8, fetch8(cpu, &in)))
+    REG_CASES(0xb8, BY_OSZ(reg_write(cpu, R, BITS, fetch_imm(cpu, &in, BITS))))
 
     case 0xc0:
     case 0xc1:
-        bits = op & 1 ? osz : 8;
+        bits = op & 1 ? OSZ : 8;
         decode_modrm(cpu, &in);
         v = fetch8(cpu, &in);
-        shift_rm(cpu, &in, v, bits);
+        shift_rm(cpu, in, v, bits);
         break;
     case 0xd0:
     case 0xd1:
-        bits = op & 1 ? osz : 8;
+        bits = op & 1 ? OSZ : 8;
         decode_modrm(cpu, &in);
-        shift_rm(cpu, &in, 1, bits);
+        shift_rm(cpu, in, 1, bits);
         break;
     case 0xd2:
     case 0xd3:
-        bits = op & 1 ? osz : 8;
+        bits = op & 1 ? OSZ : 8;
         decode_modrm(cpu, &in);
-        shift_rm(cpu, &in, cpu->gpr[X86EMU_ECX] & 0xff, bits);
+        shift_rm(cpu, in, cpu->gpr[X86EMU_ECX] & 0xff, bits);
         break;
 
     case 0xc2:
@@ -1197,32 +1237,32 @@ next_byte:
         uint32_t release = op == 0xc2 ? fetch16(cpu, &in) : 0;
         uint32_t sp = stack_ptr(cpu);
 
-        v = stack_read_at(cpu, sp, osz / 8);
+        v = stack_read_at(cpu, sp, OSZ / 8);
         jump_to(cpu, v);
-        stack_set(cpu, sp + osz / 8 + release);
+        stack_set(cpu, sp + OSZ / 8 + release);
         return;
     }
     case 0xc4:
     case 0xc5:
         decode_modrm(cpu, &in);
-        x86emu_load_far_pointer(cpu, &in,
+        x86emu_load_far_pointer(cpu, in,
                                 op == 0xc4 ? X86EMU_SEG_ES : X86EMU_SEG_DS);
         break;
     case 0xc6:
     case 0xc7:
-        bits = op & 1 ? osz : 8;
+        bits = op & 1 ? OSZ : 8;
         decode_modrm(cpu, &in);
         if (modrm_reg(&in) != 0)
             x86emu_undefined(cpu);
         rm_write(cpu, &in, bits, fetch_imm(cpu, &in, bits));
         break;
     case 0xc8: { /* ENTER */
-        unsigned size = osz / 8, level;
+        unsigned size = OSZ / 8, level;
         uint32_t alloc = fetch16(cpu, &in), sp, frame, bp;
 
         level = fetch8(cpu, &in) & 31;
         sp = stack_push_at(cpu, stack_ptr(cpu),
-                           reg_read(cpu, X86EMU_EBP, osz), size);
+                           reg_read(cpu, X86EMU_EBP, OSZ), size);
         frame = sp;
         bp = cpu->gpr[X86EMU_EBP];
         if (level) {
@@ -1236,23 +1276,23 @@ next_byte:
         sp = stack_wrap(cpu, sp - alloc);
         /* The new stack top must be writable (286/386 check it). */
         seg_lin(cpu, X86EMU_SEG_SS, sp, 1, true);
-        reg_write(cpu, X86EMU_EBP, osz, frame);
+        reg_write(cpu, X86EMU_EBP, OSZ, frame);
         stack_set(cpu, sp);
         break;
     }
     case 0xc9: { /* LEAVE */
         uint32_t sp = stack_wrap(cpu, cpu->gpr[X86EMU_EBP]);
 
-        v = stack_read_at(cpu, sp, osz / 8);
-        stack_set(cpu, sp + osz / 8);
-        reg_write(cpu, X86EMU_EBP, osz, v);
+        v = stack_read_at(cpu, sp, OSZ / 8);
+        stack_set(cpu, sp + OSZ / 8);
+        reg_write(cpu, X86EMU_EBP, OSZ, v);
         break;
     }
     case 0xca:
-        far_return(cpu, &in, fetch16(cpu, &in));
+        far_return(cpu, in, fetch16(cpu, &in));
         return;
     case 0xcb:
-        far_return(cpu, &in, 0);
+        far_return(cpu, in, 0);
         return;
     case 0xcc:
         x86emu_interrupt(cpu, X86EMU_VEC_BP, insn_next_eip(cpu, &in));
@@ -1268,7 +1308,7 @@ next_byte:
         }
         break;
     case 0xcf:
-        iret(cpu, &in);
+        iret(cpu, in);
         return;
 
     case 0xd4: { /* AAM */
@@ -1302,8 +1342,8 @@ next_byte:
         break;
     }
     case 0xd8 ... 0xdf:
-        escape(cpu, &in);
-        break;
+        escape(cpu, in);
+        return;
 
     case 0xe0:
     case 0xe1:
@@ -1340,7 +1380,7 @@ next_byte:
         uint16_t port = op < 0xe8 ? fetch8(cpu, &in)
                                   : (uint16_t)cpu->gpr[X86EMU_EDX];
 
-        bits = op & 1 ? osz : 8;
+        bits = op & 1 ? OSZ : 8;
         v = cpu->priv.ops->io_in(cpu->priv.opaque, port, bits / 8);
         reg_write(cpu, X86EMU_EAX, bits, v);
         break;
@@ -1352,7 +1392,7 @@ next_byte:
         uint16_t port = op < 0xe8 ? fetch8(cpu, &in)
                                   : (uint16_t)cpu->gpr[X86EMU_EDX];
 
-        bits = op & 1 ? osz : 8;
+        bits = op & 1 ? OSZ : 8;
         /* The port write may stop the CPU or raise an interrupt: the
          * instruction is complete before the machine sees it. */
         cpu->eip = insn_next_eip(cpu, &in);
@@ -1361,14 +1401,14 @@ next_byte:
         return;
     }
     case 0xe8: { /* CALL rel */
-        uint32_t rel = fetch_imm(cpu, &in, osz);
+        uint32_t rel = fetch_imm(cpu, &in, OSZ);
         uint32_t next = insn_next_eip(cpu, &in);
         uint32_t target = (next + rel) & ip_mask(&in);
         uint32_t sp;
 
         if (target > cpu->seg[X86EMU_SEG_CS].limit)
             x86emu_raise(cpu, X86EMU_VEC_GP);
-        sp = stack_push_at(cpu, stack_ptr(cpu), next, osz / 8);
+        sp = stack_push_at(cpu, stack_ptr(cpu), next, OSZ / 8);
         stack_set(cpu, sp);
         cpu->eip = target;
         return;
@@ -1376,13 +1416,13 @@ next_byte:
     case 0xe9:
     case 0xeb: { /* JMP rel */
         uint32_t rel = op == 0xeb ? (uint32_t)(int32_t)(int8_t)fetch8(cpu, &in)
-                                  : fetch_imm(cpu, &in, osz);
+                                  : fetch_imm(cpu, &in, OSZ);
 
         jump_to(cpu, (insn_next_eip(cpu, &in) + rel) & ip_mask(&in));
         return;
     }
     case 0xea: { /* JMP ptr16:16/32 */
-        uint32_t off = fetch_imm(cpu, &in, osz);
+        uint32_t off = fetch_imm(cpu, &in, OSZ);
         uint16_t sel = (uint16_t)fetch16(cpu, &in);
 
         far_jump(cpu, sel, off);
@@ -1397,18 +1437,16 @@ next_byte:
             cpu->priv.ops->halt(cpu->priv.opaque);
         return;
     case 0xf5: /* CMC */
-        flags_materialize(cpu);
-        cpu->priv.eflags ^= X86EMU_FLAG_CF;
+        lf_set_cf(cpu, !get_cf(cpu));
         break;
     case 0xf6:
     case 0xf7:
         decode_modrm(cpu, &in);
-        group3(cpu, &in, op & 1 ? osz : 8);
-        break;
+        group3(cpu, in, op & 1 ? OSZ : 8);
+        return;
     case 0xf8: /* CLC */
     case 0xf9: /* STC */
-        flags_materialize(cpu);
-        cpu->priv.eflags = (cpu->priv.eflags & ~X86EMU_FLAG_CF) | (op & 1);
+        lf_set_cf(cpu, op & 1);
         break;
     case 0xfa: /* CLI */
         cpu->priv.eflags &= ~X86EMU_FLAG_IF;
@@ -1448,30 +1486,30 @@ next_byte:
         case 0:
         case 1:
             if (modrm_is_reg(&in)) {
-                v = reg_read(cpu, in.modrm & 7, osz);
-                reg_write(cpu, in.modrm & 7, osz,
-                          alu_incdec(cpu, v, reg, osz));
+                v = reg_read(cpu, in.modrm & 7, OSZ);
+                reg_write(cpu, in.modrm & 7, OSZ,
+                          alu_incdec(cpu, v, reg, OSZ));
             } else {
-                uint32_t l = rmw_lin(cpu, &in, osz / 8);
+                uint32_t l = rmw_lin(cpu, &in, OSZ / 8);
 
-                v = lin_read(cpu, l, osz / 8);
-                lin_write(cpu, l, alu_incdec(cpu, v, reg, osz), osz / 8);
+                v = lin_read(cpu, l, OSZ / 8);
+                lin_write(cpu, l, alu_incdec(cpu, v, reg, OSZ), OSZ / 8);
             }
             break;
         case 2: { /* CALL r/m */
-            uint32_t target = rm_read(cpu, &in, osz), sp;
+            uint32_t target = rm_read(cpu, &in, OSZ), sp;
 
             if (target > cpu->seg[X86EMU_SEG_CS].limit)
                 x86emu_raise(cpu, X86EMU_VEC_GP);
             sp = stack_push_at(cpu, stack_ptr(cpu),
-                               insn_next_eip(cpu, &in), osz / 8);
+                               insn_next_eip(cpu, &in), OSZ / 8);
             stack_set(cpu, sp);
             cpu->eip = target;
             return;
         }
         case 3:
         case 5: { /* CALL/JMP m16:16/32 */
-            unsigned size = osz / 8;
+            unsigned size = OSZ / 8;
             uint32_t off;
             uint16_t sel;
 
@@ -1482,16 +1520,16 @@ next_byte:
                                      (in.ea + size) &
                                          (in.a32 ? ~0u : 0xffff), 2);
             if (reg == 3)
-                far_call(cpu, &in, sel, off);
+                far_call(cpu, in, sel, off);
             else
                 far_jump(cpu, sel, off);
             return;
         }
         case 4: /* JMP r/m */
-            jump_to(cpu, rm_read(cpu, &in, osz));
+            jump_to(cpu, rm_read(cpu, &in, OSZ));
             return;
         case 6: /* PUSH r/m */
-            push(cpu, rm_read(cpu, &in, osz), osz / 8);
+            push(cpu, rm_read(cpu, &in, OSZ), OSZ / 8);
             break;
         default:
             x86emu_undefined(cpu);
@@ -1506,6 +1544,8 @@ next_byte:
 
 enum x86emu_stop x86emu_exec_loop(struct x86emu *cpu)
 {
+    if (!cpu->priv.budget)
+        return X86EMU_STOP_BUDGET;
     for (;;) {
         if (X86EMU_UNLIKELY(cpu->priv.events)) {
             int stop = x86emu_service_events(cpu);
@@ -1513,10 +1553,10 @@ enum x86emu_stop x86emu_exec_loop(struct x86emu *cpu)
             if (stop >= 0)
                 return (enum x86emu_stop)stop;
         }
-        if (!cpu->priv.budget)
-            return X86EMU_STOP_BUDGET;
+        /* Counted before it runs, so a faulting instruction counts too. */
         cpu->priv.budget--;
-        cpu->icount++;
         exec_one(cpu);
+        if (X86EMU_UNLIKELY(!cpu->priv.budget))
+            return X86EMU_STOP_BUDGET;
     }
 }

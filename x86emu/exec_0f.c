@@ -104,8 +104,7 @@ static void bit_op(struct x86emu *cpu, struct x86emu_insn *in, unsigned op,
     }
     if (op)
         rm_write(cpu, in, bits, r);
-    flags_materialize(cpu);
-    cpu->priv.eflags = (cpu->priv.eflags & ~X86EMU_FLAG_CF) | !!(v & mask);
+    lf_set_cf(cpu, !!(v & mask));
 }
 
 /* SHLD / SHRD. Counts above the operand size (16-bit forms) shift through
@@ -154,8 +153,9 @@ static void double_shift(struct x86emu *cpu, struct x86emu_insn *in,
     lf_explicit(cpu, r, bits, cf, of, 0);
 }
 
-void x86emu_exec_0f(struct x86emu *cpu, struct x86emu_insn *in)
+void x86emu_exec_0f(struct x86emu *cpu, struct x86emu_insn in_copy)
 {
+    struct x86emu_insn *in = &in_copy;
     uint8_t op = fetch8(cpu, in);
     unsigned osz = in->o32 ? 32 : 16;
     uint32_t v, w;
@@ -283,7 +283,7 @@ void x86emu_exec_0f(struct x86emu *cpu, struct x86emu_insn *in)
     case 0xb4: /* LFS */
     case 0xb5: /* LGS */
         decode_modrm(cpu, in);
-        x86emu_load_far_pointer(cpu, in,
+        x86emu_load_far_pointer(cpu, *in,
                                 op == 0xb2   ? X86EMU_SEG_SS
                                 : op == 0xb4 ? X86EMU_SEG_FS
                                              : X86EMU_SEG_GS);
@@ -306,12 +306,10 @@ void x86emu_exec_0f(struct x86emu *cpu, struct x86emu_insn *in)
     case 0xbd: /* BSR */
         decode_modrm(cpu, in);
         v = rm_read(cpu, in, osz);
-        flags_materialize(cpu);
-        if (!v) {
-            cpu->priv.eflags |= X86EMU_FLAG_ZF;
+        lf_from_flags(cpu, (flags_read(cpu) & ~X86EMU_FLAG_ZF) |
+                               (v ? 0 : X86EMU_FLAG_ZF));
+        if (!v)
             break;
-        }
-        cpu->priv.eflags &= ~X86EMU_FLAG_ZF;
         reg_write(cpu, modrm_reg(in), osz,
                   op == 0xbc ? (uint32_t)__builtin_ctz(v)
                              : 31u - (uint32_t)__builtin_clz(v));

@@ -162,13 +162,11 @@ struct x86emu_tlb_entry {
 struct x86emu_private {
     const struct x86emu_ops *ops;
     void *opaque;
-    /* Arithmetic flags are kept lazily (see flags comment in
-     * x86emu_priv.h): when lf_valid, CF/PF/AF/ZF/SF/OF come from lf_res and
-     * lf_aux instead of eflags. */
+    /* EFLAGS without CF/PF/AF/ZF/SF/OF, which are kept lazily in lf_res
+     * and lf_aux (see the flags comment in x86emu_priv.h). */
     uint32_t eflags;
     uint32_t lf_res;
     uint32_t lf_aux;
-    bool lf_valid;
     /* Physical address mask: the address bus width and the A20 gate. */
     uint32_t addr_mask;
     bool a20;
@@ -181,6 +179,17 @@ struct x86emu_private {
     bool halted;
     uint64_t budget;
     /* Exception in flight. */
+    /* Instruction fetch window: for an eip with eip - fetch_eip <
+     * fetch_span, the instruction's bytes (up to 15) are at fetch_host +
+     * (eip - fetch_eip), all in one RAM page and inside the CS limit. */
+    uint32_t fetch_eip;
+    uint32_t fetch_span;
+    const uint8_t *fetch_host;
+    uint8_t fetch_buf[16]; /* bytes of an instruction outside the window */
+    const uint8_t *fetch_end;
+    unsigned maxlen;       /* longest instruction: 10 (286) or 15 */
+    uint32_t eip_mask;     /* 0xffff while CS is a 16-bit segment */
+    uint64_t insn_template; /* decoder prefix state for the current CS */
     jmp_buf fault_jmp;
     int fault_vector;
     int fault_depth;       /* nonzero while an interrupt is being delivered */

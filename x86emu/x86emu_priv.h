@@ -34,6 +34,7 @@
 
 #include "x86emu.h"
 
+#define X86EMU_INLINE static inline __attribute__((always_inline))
 #define X86EMU_LIKELY(x) __builtin_expect(!!(x), 1)
 #define X86EMU_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
@@ -63,19 +64,30 @@ enum {
 /* ------------------------------------------------------------------ */
 /* Lazy flags.
  *
- * lf_res is the result sign-extended to 32 bits, so ZF = (lf_res == 0),
- * SF = bit 31 and PF = parity of the low byte. lf_aux holds:
- *   bit 31: CF
- *   bit 30: CF ^ OF  (so OF = bit 31 ^ bit 30)
- *   bit 3:  AF
- * For an addition the carry-out vector c = (a & b) | ((a | b) & ~r) has the
- * carry out of the top bit (CF) at bit n-1, the carry into it at bit n-2
- * (OF is their XOR) and the carry out of bit 3 (AF) at bit 3; shifting c left
- * by 32 - n puts the first two at bits 31 and 30. Subtraction uses the
- * borrow vector (~a & b) | (~(a ^ b) & r) the same way. Both stay right with
- * a carry/borrow in, so ADC and SBB need nothing special. */
+ * The six arithmetic flags live only in two words (priv.eflags holds the
+ * other bits):
+ *   lf_res: the last result sign-extended to 32 bits, so ZF = (lf_res == 0)
+ *   lf_aux: bit 31  CF
+ *           bit 30  CF ^ OF  (so OF = bit 31 ^ bit 30)
+ *           bit 4   sign delta: SF = bit 31 of lf_res ^ this bit
+ *           bit 3   AF
+ *           bits 8-15 parity delta: PF = even parity of (lf_res ^ these)
+ * An ALU operation writes the result and its carry bits and leaves both
+ * deltas zero. The deltas exist so that any flag combination (POPF, SAHF,
+ * IRET) can be written in the same form: no "is it lazy?" test anywhere.
+ *
+ * For an addition the carry-out vector c = (a & b) | ((a | b) & ~r) has
+ * the carry out of the top bit (CF) at bit n-1, the carry into it at bit
+ * n-2 (OF is their XOR) and the carry out of bit 3 (AF) at bit 3; shifting c
+ * left by 32 - n puts the first two at bits 31 and 30. Subtraction uses the
+ * borrow vector (~a & b) | (~(a ^ b) & r) the same way. Both stay right
+ * with a carry or borrow in, so ADC and SBB need nothing special. */
 
-static inline uint32_t x86emu_sext(uint32_t v, unsigned bits)
+#define LF_AF_BIT 3
+#define LF_SD_BIT 4
+#define LF_PDB_SHIFT 8
+
+X86EMU_INLINE uint32_t x86emu_sext(uint32_t v, unsigned bits)
 {
     if (bits == 8)
         return (uint32_t)(int32_t)(int8_t)v;
@@ -84,106 +96,111 @@ static inline uint32_t x86emu_sext(uint32_t v, unsigned bits)
     return v;
 }
 
-static inline uint32_t x86emu_size_mask(unsigned bits)
+X86EMU_INLINE uint32_t x86emu_size_mask(unsigned bits)
 {
     return bits == 32 ? 0xffffffffu : (1u << bits) - 1;
 }
 
-static inline void lf_arith(struct x86emu *cpu, uint32_t res, uint32_t carries,
+X86EMU_INLINE void lf_arith(struct x86emu *cpu, uint32_t res, uint32_t carries,
                             unsigned bits)
 {
     cpu->priv.lf_res = x86emu_sext(res, bits);
     cpu->priv.lf_aux = ((carries << (32 - bits)) & 0xc0000000u) |
                        (carries & 8u);
-    cpu->priv.lf_valid = true;
 }
 
-static inline void lf_logic(struct x86emu *cpu, uint32_t res, unsigned bits)
+X86EMU_INLINE void lf_logic(struct x86emu *cpu, uint32_t res, unsigned bits)
 {
     cpu->priv.lf_res = x86emu_sext(res, bits);
     cpu->priv.lf_aux = 0;
-    cpu->priv.lf_valid = true;
 }
 
-/* A result whose CF, OF and AF were computed by the instruction itself
- * (shifts, multiplications, BCD adjustments). */
-static inline void lf_explicit(struct x86emu *cpu, uint32_t res, unsigned bits,
+/* A result whose CF, OF and AF the instruction computed itself (shifts,
+ * multiplication, BCD adjustment, INC/DEC). */
+X86EMU_INLINE void lf_explicit(struct x86emu *cpu, uint32_t res, unsigned bits,
                                unsigned cf, unsigned of, unsigned af)
 {
     cpu->priv.lf_res = x86emu_sext(res, bits);
     cpu->priv.lf_aux = (uint32_t)cf << 31 | (uint32_t)(cf ^ of) << 30 |
-                       (uint32_t)af << 3;
-    cpu->priv.lf_valid = true;
+                       (uint32_t)af << LF_AF_BIT;
 }
 
-static inline unsigned x86emu_parity(uint32_t v)
+X86EMU_INLINE unsigned x86emu_parity(uint32_t v)
 {
     return !__builtin_parity(v & 0xff);
 }
 
-static inline unsigned get_cf(const struct x86emu *cpu)
+X86EMU_INLINE unsigned get_cf(const struct x86emu *cpu)
 {
-    return cpu->priv.lf_valid ? cpu->priv.lf_aux >> 31
-                              : cpu->priv.eflags & X86EMU_FLAG_CF;
+    return cpu->priv.lf_aux >> 31;
 }
 
-static inline unsigned get_zf(const struct x86emu *cpu)
+X86EMU_INLINE unsigned get_zf(const struct x86emu *cpu)
 {
-    return cpu->priv.lf_valid ? cpu->priv.lf_res == 0
-                              : (cpu->priv.eflags >> 6) & 1;
+    return cpu->priv.lf_res == 0;
 }
 
-static inline unsigned get_sf(const struct x86emu *cpu)
+X86EMU_INLINE unsigned get_sf(const struct x86emu *cpu)
 {
-    return cpu->priv.lf_valid ? cpu->priv.lf_res >> 31
-                              : (cpu->priv.eflags >> 7) & 1;
+    return ((cpu->priv.lf_res >> 31) ^ (cpu->priv.lf_aux >> LF_SD_BIT)) & 1;
 }
 
-static inline unsigned get_of(const struct x86emu *cpu)
+X86EMU_INLINE unsigned get_of(const struct x86emu *cpu)
 {
-    return cpu->priv.lf_valid
-               ? ((cpu->priv.lf_aux >> 31) ^ (cpu->priv.lf_aux >> 30)) & 1
-               : (cpu->priv.eflags >> 11) & 1;
+    return ((cpu->priv.lf_aux >> 31) ^ (cpu->priv.lf_aux >> 30)) & 1;
 }
 
-static inline unsigned get_pf(const struct x86emu *cpu)
+X86EMU_INLINE unsigned get_pf(const struct x86emu *cpu)
 {
-    return cpu->priv.lf_valid ? x86emu_parity(cpu->priv.lf_res)
-                              : (cpu->priv.eflags >> 2) & 1;
+    return x86emu_parity(cpu->priv.lf_res ^
+                         (cpu->priv.lf_aux >> LF_PDB_SHIFT));
 }
 
-static inline unsigned get_af(const struct x86emu *cpu)
+X86EMU_INLINE unsigned get_af(const struct x86emu *cpu)
 {
-    return cpu->priv.lf_valid ? (cpu->priv.lf_aux >> 3) & 1
-                              : (cpu->priv.eflags >> 4) & 1;
+    return (cpu->priv.lf_aux >> LF_AF_BIT) & 1;
 }
 
 static inline uint32_t flags_arith(const struct x86emu *cpu)
 {
-    if (!cpu->priv.lf_valid)
-        return cpu->priv.eflags & X86EMU_FLAGS_ARITH;
     return get_cf(cpu) | get_pf(cpu) << 2 | get_af(cpu) << 4 |
            get_zf(cpu) << 6 | get_sf(cpu) << 7 | get_of(cpu) << 11;
 }
 
-/* Folds the lazy flags into priv.eflags, before changing single bits. */
-static inline void flags_materialize(struct x86emu *cpu)
-{
-    if (cpu->priv.lf_valid) {
-        cpu->priv.eflags = (cpu->priv.eflags & ~X86EMU_FLAGS_ARITH) |
-                           flags_arith(cpu);
-        cpu->priv.lf_valid = false;
-    }
-}
-
+/* EFLAGS as a whole. */
 static inline uint32_t flags_read(const struct x86emu *cpu)
 {
-    return (cpu->priv.eflags & ~X86EMU_FLAGS_ARITH) | flags_arith(cpu);
+    return cpu->priv.eflags | flags_arith(cpu);
+}
+
+/* Stores arbitrary arithmetic flags (the X86EMU_FLAGS_ARITH bits of f). */
+static inline void lf_from_flags(struct x86emu *cpu, uint32_t f)
+{
+    uint32_t res = (f & X86EMU_FLAG_ZF) ? 0 : 1;
+    uint32_t pdb = res ^ ((f & X86EMU_FLAG_PF) ? 0 : 1);
+    uint32_t cf = f & X86EMU_FLAG_CF, of = (f >> 11) & 1;
+
+    cpu->priv.lf_res = res;
+    cpu->priv.lf_aux = cf << 31 | (cf ^ of) << 30 | pdb << LF_PDB_SHIFT |
+                       ((f >> 7) & 1) << LF_SD_BIT |
+                       ((f >> 4) & 1) << LF_AF_BIT;
+}
+
+/* Changes CF and OF, keeping the other four. */
+static inline void lf_set_cf_of(struct x86emu *cpu, unsigned cf, unsigned of)
+{
+    cpu->priv.lf_aux = (cpu->priv.lf_aux & 0x3fffffffu) |
+                       (uint32_t)cf << 31 | (uint32_t)(cf ^ of) << 30;
+}
+
+static inline void lf_set_cf(struct x86emu *cpu, unsigned cf)
+{
+    lf_set_cf_of(cpu, cf, get_of(cpu));
 }
 
 /* Jcc/SETcc condition, encoding order (O, NO, B, AE, E, NE, BE, A, S, NS,
  * P, NP, L, GE, LE, G). */
-static inline bool x86emu_cond(const struct x86emu *cpu, unsigned cc)
+X86EMU_INLINE bool x86emu_cond(const struct x86emu *cpu, unsigned cc)
 {
     bool r;
 
@@ -203,7 +220,7 @@ static inline bool x86emu_cond(const struct x86emu *cpu, unsigned cc)
 /* ------------------------------------------------------------------ */
 /* Registers. 8-bit register numbers 0-3 are AL..BL, 4-7 AH..BH. */
 
-static inline uint32_t reg_read(const struct x86emu *cpu, unsigned r,
+X86EMU_INLINE uint32_t reg_read(const struct x86emu *cpu, unsigned r,
                                 unsigned bits)
 {
     switch (bits) {
@@ -216,9 +233,26 @@ static inline uint32_t reg_read(const struct x86emu *cpu, unsigned r,
     }
 }
 
-static inline void reg_write(struct x86emu *cpu, unsigned r, unsigned bits,
+X86EMU_INLINE void reg_write(struct x86emu *cpu, unsigned r, unsigned bits,
                              uint32_t v)
 {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* Partial registers as narrow stores into the low bytes. */
+    uint16_t w = (uint16_t)v;
+    uint8_t b = (uint8_t)v;
+
+    switch (bits) {
+    case 8:
+        memcpy((uint8_t *)&cpu->gpr[r & 3] + (r >> 2), &b, 1);
+        break;
+    case 16:
+        memcpy(&cpu->gpr[r], &w, 2);
+        break;
+    default:
+        cpu->gpr[r] = v;
+        break;
+    }
+#else
     switch (bits) {
     case 8:
         if (r < 4)
@@ -233,12 +267,13 @@ static inline void reg_write(struct x86emu *cpu, unsigned r, unsigned bits,
         cpu->gpr[r] = v;
         break;
     }
+#endif
 }
 
 /* ------------------------------------------------------------------ */
 /* Memory. */
 
-static inline uint32_t x86emu_load_le(const uint8_t *p, unsigned size)
+X86EMU_INLINE uint32_t x86emu_load_le(const uint8_t *p, unsigned size)
 {
     uint32_t v;
 
@@ -262,7 +297,7 @@ static inline uint32_t x86emu_load_le(const uint8_t *p, unsigned size)
     }
 }
 
-static inline void x86emu_store_le(uint8_t *p, uint32_t v, unsigned size)
+X86EMU_INLINE void x86emu_store_le(uint8_t *p, uint32_t v, unsigned size)
 {
     switch (size) {
     case 1:
@@ -292,13 +327,13 @@ void x86emu_lin_write_slow(struct x86emu *cpu, uint32_t lin, uint32_t v,
  * TLB, or NULL when the page is not RAM. */
 const uint8_t *x86emu_code_page(struct x86emu *cpu, uint32_t lin);
 
-static inline struct x86emu_tlb_entry *tlb_entry(struct x86emu *cpu,
+X86EMU_INLINE struct x86emu_tlb_entry *tlb_entry(struct x86emu *cpu,
                                                  uint32_t lin)
 {
     return &cpu->priv.tlb[(lin >> 12) & (X86EMU_TLB_ENTRIES - 1)];
 }
 
-static inline uint32_t lin_read(struct x86emu *cpu, uint32_t lin,
+X86EMU_INLINE uint32_t lin_read(struct x86emu *cpu, uint32_t lin,
                                 unsigned size)
 {
     const struct x86emu_tlb_entry *e = tlb_entry(cpu, lin);
@@ -310,7 +345,7 @@ static inline uint32_t lin_read(struct x86emu *cpu, uint32_t lin,
     return x86emu_lin_read_slow(cpu, lin, size);
 }
 
-static inline void lin_write(struct x86emu *cpu, uint32_t lin, uint32_t v,
+X86EMU_INLINE void lin_write(struct x86emu *cpu, uint32_t lin, uint32_t v,
                              unsigned size)
 {
     const struct x86emu_tlb_entry *e = tlb_entry(cpu, lin);
@@ -334,7 +369,7 @@ void x86emu_seg_check_slow(struct x86emu *cpu, unsigned sreg, uint32_t off,
 bool x86emu_seg_ok(const struct x86emu *cpu, unsigned sreg, uint32_t off,
                    unsigned size, bool write);
 
-static inline uint32_t seg_lin(struct x86emu *cpu, unsigned sreg, uint32_t off,
+X86EMU_INLINE uint32_t seg_lin(struct x86emu *cpu, unsigned sreg, uint32_t off,
                                unsigned size, bool write)
 {
     if (X86EMU_UNLIKELY((uint64_t)off + size > cpu->priv.seg_end[sreg]))
@@ -342,13 +377,13 @@ static inline uint32_t seg_lin(struct x86emu *cpu, unsigned sreg, uint32_t off,
     return cpu->seg[sreg].base + off;
 }
 
-static inline uint32_t mem_read(struct x86emu *cpu, unsigned sreg,
+X86EMU_INLINE uint32_t mem_read(struct x86emu *cpu, unsigned sreg,
                                 uint32_t off, unsigned size)
 {
     return lin_read(cpu, seg_lin(cpu, sreg, off, size, false), size);
 }
 
-static inline void mem_write(struct x86emu *cpu, unsigned sreg, uint32_t off,
+X86EMU_INLINE void mem_write(struct x86emu *cpu, unsigned sreg, uint32_t off,
                              uint32_t v, unsigned size)
 {
     lin_write(cpu, seg_lin(cpu, sreg, off, size, true), v, size);
@@ -382,56 +417,66 @@ struct x86emu_insn {
     const uint8_t *p;     /* next byte to fetch */
     const uint8_t *end;   /* first byte that may not be fetched */
     const uint8_t *start; /* first byte of the instruction */
-    unsigned maxlen;
-    bool window_limited;  /* end stops short of maxlen (limit or page) */
-    bool o32, a32;        /* operand and address size are 32 bits */
-    uint8_t rep;          /* 0, 0xf2 or 0xf3 */
-    bool lock;
-    int seg_override;     /* -1 or X86EMU_SEG_* */
-    uint8_t opcode;
-    uint8_t modrm;
+    uint32_t eip;         /* its offset (also in priv.insn_eip) */
+    /* Prefix state, initialised in one store from priv.insn_template. */
+    union {
+        struct {
+            bool o32, a32;        /* operand/address size is 32 bits */
+            uint8_t rep;          /* 0, 0xf2 or 0xf3 */
+            bool lock;
+            int8_t seg_override;  /* -1 or X86EMU_SEG_* */
+            bool ea_uses_esp;     /* SIB base ESP: POP r/m adjusts */
+            uint8_t modrm;
+            uint8_t unused;
+        };
+        uint64_t state;
+    };
     unsigned ea_seg;
     uint32_t ea;
-    bool ea_uses_esp;     /* SIB base ESP: POP r/m adjusts */
-    uint8_t buf[16];
 };
 
-noreturn void x86emu_fetch_fault(struct x86emu *cpu, struct x86emu_insn *in);
-void x86emu_fetch_slow(struct x86emu *cpu, struct x86emu_insn *in,
-                       uint32_t eip);
+noreturn void x86emu_fetch_fault(struct x86emu *cpu);
+/* The bytes of the instruction at CS:eip when it is outside the fetch
+ * window; they end at priv.fetch_end. */
+const uint8_t *x86emu_fetch_slow(struct x86emu *cpu, uint32_t eip);
+/* Forgets the instruction fetch window (CS or the memory map changed). */
+static inline void x86emu_fetch_invalidate(struct x86emu *cpu)
+{
+    cpu->priv.fetch_span = 0;
+}
 int x86emu_service_events(struct x86emu *cpu);
 
-static inline uint8_t fetch8(struct x86emu *cpu, struct x86emu_insn *in)
+X86EMU_INLINE uint8_t fetch8(struct x86emu *cpu, struct x86emu_insn *in)
 {
     if (X86EMU_UNLIKELY(in->p >= in->end))
-        x86emu_fetch_fault(cpu, in);
+        x86emu_fetch_fault(cpu);
     return *in->p++;
 }
 
-static inline uint32_t fetch16(struct x86emu *cpu, struct x86emu_insn *in)
+X86EMU_INLINE uint32_t fetch16(struct x86emu *cpu, struct x86emu_insn *in)
 {
     uint32_t v;
 
     if (X86EMU_UNLIKELY(in->end - in->p < 2))
-        x86emu_fetch_fault(cpu, in);
+        x86emu_fetch_fault(cpu);
     v = x86emu_load_le(in->p, 2);
     in->p += 2;
     return v;
 }
 
-static inline uint32_t fetch32(struct x86emu *cpu, struct x86emu_insn *in)
+X86EMU_INLINE uint32_t fetch32(struct x86emu *cpu, struct x86emu_insn *in)
 {
     uint32_t v;
 
     if (X86EMU_UNLIKELY(in->end - in->p < 4))
-        x86emu_fetch_fault(cpu, in);
+        x86emu_fetch_fault(cpu);
     v = x86emu_load_le(in->p, 4);
     in->p += 4;
     return v;
 }
 
 /* An immediate of the operand size. */
-static inline uint32_t fetch_imm(struct x86emu *cpu, struct x86emu_insn *in,
+X86EMU_INLINE uint32_t fetch_imm(struct x86emu *cpu, struct x86emu_insn *in,
                                  unsigned bits)
 {
     if (bits == 8)
@@ -443,23 +488,20 @@ static inline uint32_t fetch_imm(struct x86emu *cpu, struct x86emu_insn *in,
 
 /* The offset after the bytes fetched so far, wrapped to the code segment's
  * size. */
-static inline uint32_t insn_next_eip(const struct x86emu *cpu,
+X86EMU_INLINE uint32_t insn_next_eip(const struct x86emu *cpu,
                                      const struct x86emu_insn *in)
 {
-    uint32_t eip = cpu->priv.insn_eip + (uint32_t)(in->p - in->start);
-
-    return (cpu->seg[X86EMU_SEG_CS].attr & X86EMU_SEGATTR_DB) ? eip
-                                                              : eip & 0xffff;
+    return (in->eip + (uint32_t)(in->p - in->start)) & cpu->priv.eip_mask;
 }
 
-static inline unsigned insn_seg(const struct x86emu_insn *in, unsigned dflt)
+X86EMU_INLINE unsigned insn_seg(const struct x86emu_insn *in, unsigned dflt)
 {
     return in->seg_override >= 0 ? (unsigned)in->seg_override : dflt;
 }
 
 /* Reads the ModRM byte and, for a memory operand, the rest of the address
  * (SIB, displacement) into in->ea / in->ea_seg. */
-static inline void decode_modrm(struct x86emu *cpu, struct x86emu_insn *in)
+X86EMU_INLINE void decode_modrm(struct x86emu *cpu, struct x86emu_insn *in)
 {
     uint8_t m = fetch8(cpu, in);
     unsigned mod = m >> 6, rm = m & 7;
@@ -530,17 +572,17 @@ static inline void decode_modrm(struct x86emu *cpu, struct x86emu_insn *in)
     in->ea_seg = insn_seg(in, seg);
 }
 
-static inline bool modrm_is_reg(const struct x86emu_insn *in)
+X86EMU_INLINE bool modrm_is_reg(const struct x86emu_insn *in)
 {
     return in->modrm >= 0xc0;
 }
 
-static inline unsigned modrm_reg(const struct x86emu_insn *in)
+X86EMU_INLINE unsigned modrm_reg(const struct x86emu_insn *in)
 {
     return (in->modrm >> 3) & 7;
 }
 
-static inline uint32_t rm_read(struct x86emu *cpu, struct x86emu_insn *in,
+X86EMU_INLINE uint32_t rm_read(struct x86emu *cpu, struct x86emu_insn *in,
                                unsigned bits)
 {
     if (modrm_is_reg(in))
@@ -548,7 +590,7 @@ static inline uint32_t rm_read(struct x86emu *cpu, struct x86emu_insn *in,
     return mem_read(cpu, in->ea_seg, in->ea, bits / 8);
 }
 
-static inline void rm_write(struct x86emu *cpu, struct x86emu_insn *in,
+X86EMU_INLINE void rm_write(struct x86emu *cpu, struct x86emu_insn *in,
                             unsigned bits, uint32_t v)
 {
     if (modrm_is_reg(in))
@@ -558,23 +600,23 @@ static inline void rm_write(struct x86emu *cpu, struct x86emu_insn *in,
 }
 
 /* The size of a stack slot and the stack pointer width. */
-static inline bool stack_is_32(const struct x86emu *cpu)
+X86EMU_INLINE bool stack_is_32(const struct x86emu *cpu)
 {
     return cpu->seg[X86EMU_SEG_SS].attr & X86EMU_SEGATTR_DB;
 }
 
-static inline uint32_t stack_ptr(const struct x86emu *cpu)
+X86EMU_INLINE uint32_t stack_ptr(const struct x86emu *cpu)
 {
     return stack_is_32(cpu) ? cpu->gpr[X86EMU_ESP]
                             : cpu->gpr[X86EMU_ESP] & 0xffff;
 }
 
-static inline uint32_t stack_wrap(const struct x86emu *cpu, uint32_t sp)
+X86EMU_INLINE uint32_t stack_wrap(const struct x86emu *cpu, uint32_t sp)
 {
     return stack_is_32(cpu) ? sp : sp & 0xffff;
 }
 
-static inline void stack_set(struct x86emu *cpu, uint32_t sp)
+X86EMU_INLINE void stack_set(struct x86emu *cpu, uint32_t sp)
 {
     if (stack_is_32(cpu))
         cpu->gpr[X86EMU_ESP] = sp;
@@ -585,7 +627,7 @@ static inline void stack_set(struct x86emu *cpu, uint32_t sp)
 
 /* Pushes happen in two steps so that a fault in the middle of a multi-word
  * push leaves ESP untouched: write below a running offset, then commit. */
-static inline uint32_t stack_push_at(struct x86emu *cpu, uint32_t sp,
+X86EMU_INLINE uint32_t stack_push_at(struct x86emu *cpu, uint32_t sp,
                                      uint32_t v, unsigned size)
 {
     sp = stack_wrap(cpu, sp - size);
@@ -593,18 +635,18 @@ static inline uint32_t stack_push_at(struct x86emu *cpu, uint32_t sp,
     return sp;
 }
 
-static inline void push(struct x86emu *cpu, uint32_t v, unsigned size)
+X86EMU_INLINE void push(struct x86emu *cpu, uint32_t v, unsigned size)
 {
     stack_set(cpu, stack_push_at(cpu, stack_ptr(cpu), v, size));
 }
 
-static inline uint32_t stack_read_at(struct x86emu *cpu, uint32_t sp,
+X86EMU_INLINE uint32_t stack_read_at(struct x86emu *cpu, uint32_t sp,
                                      unsigned size)
 {
     return mem_read(cpu, X86EMU_SEG_SS, stack_wrap(cpu, sp), size);
 }
 
-static inline uint32_t pop(struct x86emu *cpu, unsigned size)
+X86EMU_INLINE uint32_t pop(struct x86emu *cpu, unsigned size)
 {
     uint32_t sp = stack_ptr(cpu);
     uint32_t v = mem_read(cpu, X86EMU_SEG_SS, sp, size);
@@ -615,7 +657,7 @@ static inline uint32_t pop(struct x86emu *cpu, unsigned size)
 
 /* Branch to an offset in the current code segment: #GP(0) beyond the
  * limit, as the 286 and 386 check the target before jumping. */
-static inline void jump_to(struct x86emu *cpu, uint32_t eip)
+X86EMU_INLINE void jump_to(struct x86emu *cpu, uint32_t eip)
 {
     if (X86EMU_UNLIKELY(eip > cpu->seg[X86EMU_SEG_CS].limit))
         x86emu_raise(cpu, X86EMU_VEC_GP);
@@ -623,13 +665,13 @@ static inline void jump_to(struct x86emu *cpu, uint32_t eip)
 }
 
 /* exec_0f.c */
-void x86emu_exec_0f(struct x86emu *cpu, struct x86emu_insn *in);
+void x86emu_exec_0f(struct x86emu *cpu, struct x86emu_insn in);
 /* exec.c */
 enum x86emu_stop x86emu_exec_loop(struct x86emu *cpu);
 noreturn void x86emu_undefined(struct x86emu *cpu);
 uint32_t x86emu_imul_trunc(struct x86emu *cpu, uint32_t a, uint32_t b,
                            unsigned bits);
-void x86emu_load_far_pointer(struct x86emu *cpu, struct x86emu_insn *in,
+void x86emu_load_far_pointer(struct x86emu *cpu, struct x86emu_insn in,
                              unsigned sreg);
 bool x86emu_lock_allowed_0f(uint8_t op, uint8_t modrm);
 
