@@ -406,6 +406,23 @@ static void deliver_event(struct x86emu *cpu, unsigned vector)
     cpu->priv.delivering = -1;
 }
 
+int x86emu_pending_stop(struct x86emu *cpu)
+{
+    struct x86emu_private *p = &cpu->priv;
+
+    if (p->events & X86EMU_EV_SHUTDOWN)
+        return X86EMU_STOP_SHUTDOWN;
+    if (p->events & X86EMU_EV_STOP) {
+        p->events &= ~X86EMU_EV_STOP;
+        return X86EMU_STOP_REQUEST;
+    }
+    if (p->events & X86EMU_EV_PROTECTED)
+        return X86EMU_STOP_UNSUPPORTED;
+    if (p->halted)
+        return X86EMU_STOP_HALT;
+    return -1;
+}
+
 /* Everything that happens between two instructions. Returns a stop reason,
  * or -1 to go on executing. */
 int x86emu_service_events(struct x86emu *cpu)

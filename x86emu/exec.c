@@ -1556,7 +1556,12 @@ enum x86emu_stop x86emu_exec_loop(struct x86emu *cpu)
         /* Counted before it runs, so a faulting instruction counts too. */
         cpu->priv.budget--;
         exec_one(cpu);
-        if (X86EMU_UNLIKELY(!cpu->priv.budget))
-            return X86EMU_STOP_BUDGET;
+        if (X86EMU_UNLIKELY(!cpu->priv.budget)) {
+            /* A HLT or stop request in the last instruction is reported
+             * as such, not as an exhausted budget. */
+            int stop = x86emu_pending_stop(cpu);
+
+            return stop >= 0 ? (enum x86emu_stop)stop : X86EMU_STOP_BUDGET;
+        }
     }
 }

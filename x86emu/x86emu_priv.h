@@ -445,6 +445,9 @@ static inline void x86emu_fetch_invalidate(struct x86emu *cpu)
     cpu->priv.fetch_span = 0;
 }
 int x86emu_service_events(struct x86emu *cpu);
+/* A stop condition the last instruction created (HLT, stop request,
+ * shutdown, CR0.PE), or -1; takes no interrupts. */
+int x86emu_pending_stop(struct x86emu *cpu);
 
 X86EMU_INLINE uint8_t fetch8(struct x86emu *cpu, struct x86emu_insn *in)
 {
