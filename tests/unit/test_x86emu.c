@@ -158,7 +158,8 @@ static void poke(struct machine *m, uint32_t addr, const uint8_t *bytes,
                  size_t len)
 {
     assert_true(addr + len <= RAM_SIZE);
-    memcpy(m->ram + addr, bytes, len);
+    if (len)
+        memcpy(m->ram + addr, bytes, len);
 }
 
 /* A fresh machine of the given model with the program at CODE_SEG:0. */
