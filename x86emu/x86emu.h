@@ -220,9 +220,10 @@ void x86emu_init(struct x86emu *cpu, enum x86emu_model model,
  * the first fetch is 16 bytes below 4 GiB (16 MiB). A20 is left as the
  * machine set it; the TLB is flushed. */
 void x86emu_reset(struct x86emu *cpu);
-/* Executes up to max_instructions instructions (a REP string instruction
- * counts once per iteration batch, see x86emu_priv.h) and says why it
- * stopped. Interrupts are taken at instruction boundaries. */
+/* Executes up to max_instructions instructions and says why it stopped.
+ * Interrupts are taken at instruction boundaries and between the iterations
+ * of a REP string instruction, which counts once per batch of up to 16384
+ * iterations (it resumes from its first prefix, as after an interrupt). */
 enum x86emu_stop x86emu_run(struct x86emu *cpu, uint64_t max_instructions);
 /* One instruction (x86emu_run with a budget of 1). */
 enum x86emu_stop x86emu_step(struct x86emu *cpu);

@@ -848,6 +848,34 @@ static void test_bound_and_into(void **state)
     machine_free(m);
 }
 
+static void test_enter_leave(void **state)
+{
+    static const uint8_t code[] = {
+        0xbd, 0x34, 0x12,       /* mov bp, 1234h */
+        0xc8, 0x10, 0x00, 0x02, /* enter 16, 2 */
+        0x89, 0xe1,             /* mov cx, sp */
+        0x89, 0xea,             /* mov dx, bp */
+        0xc9,                   /* leave */
+        0xf4,
+    };
+    static const uint8_t outer[] = {0xaa, 0xaa};
+    struct machine *m = machine_new(X86EMU_MODEL_286, code, sizeof(code));
+    const uint8_t *s = m->ram + PHYS(STACK_SEG, 0);
+
+    poke(m, PHYS(STACK_SEG, 0x1232), outer, sizeof(outer));
+    run_to_halt(m);
+    /* push bp; copy one outer frame pointer; push the new frame; allocate */
+    assert_int_equal(s[0xfffc] | s[0xfffd] << 8, 0x1234);
+    assert_int_equal(s[0xfffa] | s[0xfffb] << 8, 0xaaaa);
+    assert_int_equal(s[0xfff8] | s[0xfff9] << 8, 0xfffc);
+    assert_int_equal(m->cpu.gpr[X86EMU_ECX] & 0xffff, 0xffe8);
+    assert_int_equal(m->cpu.gpr[X86EMU_EDX] & 0xffff, 0xfffc);
+    /* LEAVE undoes it. */
+    assert_int_equal(m->cpu.gpr[X86EMU_ESP] & 0xffff, 0xfffe);
+    assert_int_equal(m->cpu.gpr[X86EMU_EBP] & 0xffff, 0x1234);
+    machine_free(m);
+}
+
 static void test_386_extensions(void **state)
 {
     static const uint8_t code[] = {
@@ -905,6 +933,7 @@ int main(void)
         cmocka_unit_test(test_protected_mode_unsupported),
         cmocka_unit_test(test_fpu_escape),
         cmocka_unit_test(test_bound_and_into),
+        cmocka_unit_test(test_enter_leave),
         cmocka_unit_test(test_386_extensions),
     };
 

@@ -176,8 +176,7 @@ static int parse_state(const struct chunk *c, struct moo_state *st,
             if (parse_regs(&sub, *wide, &st->regs) < 0)
                 return -EINVAL;
         } else if (!strcmp(sub.type, "RMSK") || !strcmp(sub.type, "RM32")) {
-            if (parse_regs(&sub, sub.type[1] == 'M' && sub.type[2] == '3',
-                           &st->masks) < 0)
+            if (parse_regs(&sub, sub.type[2] == '3', &st->masks) < 0)
                 return -EINVAL;
         } else if (!strcmp(sub.type, "RAM ")) {
             if (sub.len < 4)
@@ -664,9 +663,11 @@ static int run_file(const char *dir, const char *name, json_object *meta,
         bool wide = f.wide;
 
         if (!strcmp(c.type, "RMSK") || !strcmp(c.type, "RM32")) {
-            struct chunk whole = c;
-
-            parse_regs(&whole, c.type[2] == '3', &f.top_masks);
+            if (parse_regs(&c, c.type[2] == '3', &f.top_masks) < 0) {
+                fprintf(stderr, "%s: malformed %s chunk\n", path, c.type);
+                ret = -EINVAL;
+                goto out;
+            }
             continue;
         }
         if (strcmp(c.type, "TEST"))
