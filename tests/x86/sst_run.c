@@ -620,7 +620,8 @@ static int run_file(const char *dir, const char *name, json_object *meta,
     struct moo_file f = {0};
     const uint8_t *pos, *end;
     struct chunk c;
-    unsigned long pass = 0, total = 0, shown = 0;
+    unsigned long pass = 0, total = 0, shown = 0, seen = 0;
+    uint32_t declared;
     bool data_is_286;
     int cpu_model, ret = 0;
     struct masks mk;
@@ -638,6 +639,7 @@ static int run_file(const char *dir, const char *name, json_object *meta,
         ret = -EINVAL;
         goto out;
     }
+    declared = le32(c.data + 4);
     memcpy(f.cpu_id, c.data + 8, 4);
     data_is_286 = !memcmp(f.cpu_id, "C286", 4) || !memcmp(f.cpu_id, "286", 3);
     cpu_model = opt->cpu ? opt->cpu
@@ -678,6 +680,7 @@ static int run_file(const char *dir, const char *name, json_object *meta,
             goto out;
         }
         f.wide = wide;
+        seen++;
         if (is_revoked(rv, &t)) {
             tot->revoked++;
             continue;
@@ -706,6 +709,11 @@ static int run_file(const char *dir, const char *name, json_object *meta,
     printf("%s: %lu/%lu\n", name, pass, total);
     tot->passed += pass;
     tot->failed += total - pass;
+    if (pos != end || seen != declared) {
+        fprintf(stderr, "%s: truncated: %lu of %u tests\n", path, seen,
+                declared);
+        ret = -EINVAL;
+    }
 out:
     free(f.data);
     return ret;
