@@ -26,7 +26,7 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=tests-bin/%)
 BENCH_SRCS = $(patsubst $(SRCDIR)/%,%,$(wildcard $(SRCDIR)/tests/bench/bench_*.c))
 BENCH_BINS = $(BENCH_SRCS:tests/bench/%.c=tests-bin/%)
 
-.PHONY: all check unit integration bench install clean distclean xenstored-fetch
+.PHONY: all check unit integration bench sst install clean distclean xenstored-fetch
 # Keep objects of test and bench programs between runs.
 .SECONDARY:
 all: xen-dm
@@ -59,6 +59,16 @@ obj/tests/unit/%.o: CFLAGS += $(CMOCKA_CFLAGS)
 # Unit tests that start a real xenstored link its helper.
 XENSTORED_TESTS = tests-bin/test_xenstore tests-bin/test_vbd
 $(XENSTORED_TESTS): obj/tests/unit/xenstored_helper.o
+
+# x86emu against hardware-captured single-instruction tests (tests/x86).
+SST_DIR = $(SRCDIR)/../shared/testdata/sst-80286/v1_real_mode_first200
+tests-bin/sst-run: obj/tests/x86/sst_run.o libxendm.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+sst: tests-bin/sst-run
+	@if [ -d "$(SST_DIR)" ]; then ./tests-bin/sst-run "$(SST_DIR)"; \
+	else echo "sst: skipped, $(SST_DIR) is absent"; fi
 
 # A real xenstored for the tests: Debian's C daemon (downloaded and unpacked,
 # never installed; see tests/xenstored/fetch-xenstored) run under an
