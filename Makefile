@@ -118,8 +118,9 @@ integration: xen-dm $(XS_SHIM) xenstored-fetch $(XENDOUBLE_BINS)
 	XEN_DM=$(abspath xen-dm) $(XENSTORED_ENV) $(PYTHON) -m pytest -q $(SRCDIR)/tests/integration
 
 # Unit tests, then the integration tests against the real daemon.
-check: xen-dm $(UNIT_BINS) $(XS_SHIM) xenstored-fetch $(XENDOUBLE_BINS)
+check: xen-dm $(UNIT_BINS) $(XS_SHIM) xenstored-fetch $(XENDOUBLE_BINS) tests-bin/sst-run
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(XENSTORED_ENV) ./$$t; done
+	@$(MAKE) --no-print-directory sst
 	XEN_DM=$(abspath xen-dm) $(XENSTORED_ENV) $(PYTHON) -m pytest -q $(SRCDIR)/tests/integration
 
 bench: xen-dm $(BENCH_BINS) $(XS_SHIM) xenstored-fetch $(XENDOUBLE_BINS)
