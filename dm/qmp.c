@@ -421,6 +421,139 @@ static const char *string_arg(struct qmp_request *req, const char *key,
     return json_object_get_string(v);
 }
 
+/* vCPU hot-plug as libxl drives it for qemu-xen (xl vcpu-set): which vCPUs
+ * exist (query-cpus-fast), which could (query-hotpluggable-cpus), and
+ * device_add of "<type>" with socket-id N. Under Xen the vCPUs themselves
+ * are the hypervisor's; the device model owns the ACPI CPU map at 0xAF00
+ * and the GPE that tells the guest to look at it. */
+#define QMP_CPU_TYPE "qemu32-i386-cpu"
+
+static bool cpu_online(const struct machine *m, unsigned cpu)
+{
+    if (m->has_pm)
+        return m->pm.cpu_map[cpu / 8] & (1u << (cpu % 8));
+    return cpu < m->opts->vcpus;
+}
+
+static json_object *cpu_props(unsigned cpu)
+{
+    json_object *p = json_object_new_object();
+
+    json_object_object_add(p, "socket-id", json_object_new_int((int)cpu));
+    json_object_object_add(p, "core-id", json_object_new_int(0));
+    json_object_object_add(p, "thread-id", json_object_new_int(0));
+    return p;
+}
+
+static void cpu_qom_path(unsigned cpu, char *buf, size_t len)
+{
+    snprintf(buf, len, "/machine/unattached/device[%u]", cpu);
+}
+
+static json_object *cmd_query_cpus_fast(struct qmp_request *req)
+{
+    const struct machine *m = req->s->m;
+    json_object *ret;
+    char path[64];
+
+    if (!no_arguments(req))
+        return NULL;
+    ret = json_object_new_array();
+    for (unsigned cpu = 0; cpu < m->opts->max_vcpus; cpu++) {
+        json_object *c;
+
+        if (!cpu_online(m, cpu))
+            continue;
+        c = json_object_new_object();
+        cpu_qom_path(cpu, path, sizeof(path));
+        json_object_object_add(c, "cpu-index", json_object_new_int((int)cpu));
+        json_object_object_add(c, "qom-path", json_object_new_string(path));
+        json_object_object_add(c, "thread-id", json_object_new_int(0));
+        json_object_object_add(c, "props", cpu_props(cpu));
+        json_object_object_add(c, "target", json_object_new_string("i386"));
+        json_object_array_add(ret, c);
+    }
+    return ret;
+}
+
+static json_object *cmd_query_hotpluggable_cpus(struct qmp_request *req)
+{
+    const struct machine *m = req->s->m;
+    json_object *ret;
+    char path[64];
+
+    if (!no_arguments(req))
+        return NULL;
+    ret = json_object_new_array();
+    for (unsigned cpu = m->opts->max_vcpus; cpu-- > 0;) {
+        json_object *c = json_object_new_object();
+
+        json_object_object_add(c, "props", cpu_props(cpu));
+        json_object_object_add(c, "vcpus-count", json_object_new_int(1));
+        if (cpu_online(m, cpu)) {
+            cpu_qom_path(cpu, path, sizeof(path));
+            json_object_object_add(c, "qom-path", json_object_new_string(path));
+        }
+        json_object_object_add(c, "type", json_object_new_string(QMP_CPU_TYPE));
+        json_object_array_add(ret, c);
+    }
+    return ret;
+}
+
+static json_object *plug_cpu(struct qmp_request *req, int64_t cpu)
+{
+    struct machine *m = req->s->m;
+
+    if (cpu < 0 || cpu >= (int64_t)m->opts->max_vcpus)
+        return set_error(req, "GenericError", "CPU %" PRId64 " is beyond "
+                         "maxcpus %u", cpu, m->opts->max_vcpus);
+    if (!m->has_pm)
+        return set_error(req, "GenericError", "CPU hot-plug needs ACPI");
+    if (cpu_online(m, (unsigned)cpu))
+        return set_error(req, "GenericError", "CPU %" PRId64 " is already "
+                         "present", cpu);
+    piix4_pm_set_cpu_online(&m->pm, (unsigned)cpu, true);
+    log_info("qmp: vCPU %" PRId64 " hot-plugged", cpu);
+    return json_object_new_object();
+}
+
+static json_object *device_add_cpu(struct qmp_request *req)
+{
+    int64_t ids[3] = {-1, 0, 0};
+    static const char *const names[3] = {"socket-id", "core-id", "thread-id"};
+
+    json_object_object_foreach(req->args, key, val) {
+        bool known = !strcmp(key, "driver") || !strcmp(key, "id");
+
+        for (int i = 0; i < 3; i++) {
+            if (strcmp(key, names[i]))
+                continue;
+            known = true;
+            if (!json_object_is_type(val, json_type_int))
+                return set_error(req, "GenericError", "Invalid parameter type "
+                                 "for '%s', expected: integer", names[i]);
+            ids[i] = json_object_get_int64(val);
+        }
+        if (!known)
+            return set_error(req, "GenericError", "Property '"
+                             QMP_CPU_TYPE ".%.32s' not found", key);
+    }
+    if (ids[0] < 0 || ids[1] != 0 || ids[2] != 0)
+        return set_error(req, "GenericError", "a CPU needs socket-id=N, "
+                         "core-id=0, thread-id=0");
+    return plug_cpu(req, ids[0]);
+}
+
+static json_object *cmd_cpu_add(struct qmp_request *req)
+{
+    json_object *v;
+
+    if (!req->args || !json_object_object_get_ex(req->args, "id", &v) ||
+        !json_object_is_type(v, json_type_int))
+        return set_error(req, "GenericError", "Parameter 'id' is missing");
+    return plug_cpu(req, json_object_get_int64(v));
+}
+
 static json_object *cmd_device_add(struct qmp_request *req)
 {
     const char *driver, *id, *addr, *hostaddr;
@@ -437,6 +570,8 @@ static json_object *cmd_device_add(struct qmp_request *req)
         return NULL;
     if (!driver)
         return set_error(req, "GenericError", "Parameter 'driver' is missing");
+    if (!strcmp(driver, QMP_CPU_TYPE))
+        return device_add_cpu(req);
     passthrough = !strcmp(driver, "xen-pci-passthrough");
     json_object_object_foreach(req->args, key, val) {
         (void)val;
@@ -685,6 +820,9 @@ static const struct {
     {"query-vnc", cmd_query_vnc},
     {"xen-set-global-dirty-log", cmd_xen_set_global_dirty_log},
     {"xen-save-devices-state", cmd_xen_save_devices_state},
+    {"query-cpus-fast", cmd_query_cpus_fast},
+    {"query-hotpluggable-cpus", cmd_query_hotpluggable_cpus},
+    {"cpu-add", cmd_cpu_add},
     {"xen-load-devices-state", cmd_xen_load_devices_state},
     {"query-version", cmd_query_version},
     {"query-commands", cmd_query_commands},

@@ -149,3 +149,31 @@ def test_xen_load_devices_state(start_daemon, tmp_path):
     r = m.cmd("xen-save-devices-state", filename="/dev/fdset/99")
     assert r["error"]["class"] == "GenericError"
     d.allow_errors(r"savestate|stream")
+
+
+def test_vcpu_hotplug_as_libxl(start_daemon):
+    """xl vcpu-set on a qemu-xen guest: query-cpus-fast, query-hotpluggable-cpus,
+    device_add <type> id=cpu-N socket-id=N core-id=0 thread-id=0; the guest
+    sees the CPU map at 0xAF00 change with GPE bit 2."""
+    d = start_daemon(["-smp", "2,maxcpus=4"], libxl=True, qtest=True)
+    q, t = d.qmp(), d.qtest()
+    t.irq_intercept_in("ioapic")
+    t.outb(0xAFE2, 0x04)
+    assert [c["cpu-index"] for c in q.command("query-cpus-fast")] == [0, 1]
+    hp = q.command("query-hotpluggable-cpus")
+    assert len(hp) == 4 and all(c["vcpus-count"] == 1 for c in hp)
+    assert sum("qom-path" in c for c in hp) == 2
+    cpu_type = hp[0]["type"]
+    assert t.inb(0xAF00) == 0x03
+    q.command("device_add", driver=cpu_type, id="cpu-2", **{"socket-id": 2, "core-id": 0,
+                                                           "thread-id": 0})
+    assert t.inb(0xAF00) == 0x07
+    assert t.inb(0xAFE0) & 0x04
+    t.inb(0x80)
+    assert ("raise", 9) in t.irqs
+    assert [c["cpu-index"] for c in q.command("query-cpus-fast")] == [0, 1, 2]
+    for bad in ({"socket-id": 2}, {"socket-id": 9}, {"socket-id": 3, "core-id": 1}):
+        r = q.cmd("device_add", driver=cpu_type, id="x", **bad)
+        assert r["error"]["class"] == "GenericError", bad
+    q.command("cpu-add", id=3)
+    assert t.inb(0xAF00) == 0x0F
