@@ -399,3 +399,30 @@ def test_trad_startup_contract(start_daemon, xenstored, xen):
     assert g.d.proc.returncode == 0
     g.xen.wait_exit(g.d.proc.pid)
     g.xen.assert_clean()
+
+
+def test_log_dirty_reports_pages_the_daemon_writes(guest):
+    """While libxl migrates (xen-set-global-dirty-log), guest pages the
+    device model writes are reported with modified_memory (§3.3)."""
+    xen = guest.xen
+    q = xendm.QMP.connect(os.path.join(guest.dir, "qmp-libxl"))
+    xen.guest_out(0x70, 1, 0x3D)
+    xen.send_ioreq(type=IOREQ_TYPE_PIO, addr=0x71, size=1, count=2, dir=IOREQ_READ,
+                   data=0x4000, data_is_ptr=True)
+    # (libxendevicemodel's modified_memory is a one-extent modified_memory_bulk)
+    op = "xendevicemodel_modified_memory_bulk"
+
+    def dirty_pfns():
+        return sorted((e["first_pfn"], e["nr"]) for c in xen.calls(op) for e in c["extents"])
+
+    assert dirty_pfns() == []
+    q.command("xen-set-global-dirty-log", enable=True)
+    xen.send_ioreq(type=IOREQ_TYPE_PIO, addr=0x71, size=1, count=2, dir=IOREQ_READ,
+                   data=0x5FFF, data_is_ptr=True)
+    assert dirty_pfns() == [(0x5, 1), (0x6, 1)]
+    q.command("xen-set-global-dirty-log", enable=False)
+    xen.send_ioreq(type=IOREQ_TYPE_PIO, addr=0x71, size=1, count=1, dir=IOREQ_READ,
+                   data=0x7000, data_is_ptr=True)
+    assert dirty_pfns() == [(0x5, 1), (0x6, 1)]
+    q.close()
+    guest.stop()
