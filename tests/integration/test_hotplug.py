@@ -202,3 +202,18 @@ def test_trad_unplug_then_reset(start_daemon):
     m.command("system_reset")
     assert m.wait_event("DEVICE_DELETED")["data"]["device"] == "t"
     assert trad_status(q, 4 << 3) == 0
+
+
+def test_bundled_hotplug_demo_script(start_daemon):
+    import os
+    import subprocess
+    import sys
+    d = start_daemon(["-m", "16"], qtest=True, qmp=True)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                          "hotplug-demo")
+    out = subprocess.run([sys.executable, script, d.qmp_path, d.qtest_path], capture_output=True,
+                         text=True, timeout=30, check=True).stdout
+    assert "up (0xAE00) = 0x00000020" in out
+    assert "down (0xAE04) = 0x00000020" in out
+    assert '"device": "demo"' in out
+    assert out.rstrip().endswith("00:05.0 reads 0xffffffff (empty)")
