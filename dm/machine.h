@@ -168,8 +168,8 @@ void machine_set_log_dirty(struct machine *m, bool on);
 /* S3 wake-up (QMP system_wakeup). */
 int machine_wakeup(struct machine *m);
 
-/* Control-plane hot-plug. device_add places a function (driver
- * "pci-testdev" for now) at addr "SLOT[.FN]" (hex) or the first free
+/* Control-plane hot-plug. device_add places a pci-testdev (pass-through
+ * goes through machine_passthrough_add) at addr "SLOT[.FN]" (hex) or the first free
  * hot-pluggable slot; device_del asks the guest to eject it, and
  * DEVICE_DELETED follows when it has (or a reset flushed it). Errors are
  * negative errnos with QEMU's wording in err. */

@@ -91,7 +91,8 @@ int passthrough_parse_host(const char *text, struct passthrough_host_addr *a)
         if (sscanf(text, "%2x:%2x.%1u%c", &bus, &slot, &func, &tail) != 3)
             return -EINVAL;
     }
-    if (slot > 31 || func > 7)
+    /* %x takes a sign: "-1" must not wrap into a valid-looking number. */
+    if (dom > 0xffff || bus > 0xff || slot > 31 || func > 7)
         return -EINVAL;
     a->domain = (uint16_t)dom;
     a->bus = (uint8_t)bus;

@@ -275,6 +275,7 @@ static int teardown(void **state)
     struct fixture *f = *state;
     char cmd[128];
 
+    bus_fini(&f->bus);
     snprintf(cmd, sizeof(cmd), "rm -rf %s", f->root);
     assert_int_equal(system(cmd), 0);
     free(f);
@@ -324,6 +325,8 @@ static void test_parse_host(void **state)
     assert_int_equal(passthrough_parse_host("04:02.8", &h), -EINVAL);
     assert_int_equal(passthrough_parse_host("04:02.1x", &h), -EINVAL);
     assert_int_equal(passthrough_parse_host("junk", &h), -EINVAL);
+    assert_int_equal(passthrough_parse_host("-001:03:00.0", &h), -EINVAL);
+    assert_int_equal(passthrough_parse_host("0000:-1:00.0", &h), -EINVAL);
     assert_int_equal(passthrough_parse_host(NULL, &h), -EINVAL);
 }
 
