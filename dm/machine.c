@@ -292,6 +292,8 @@ static struct machine_pci_device **find_device_link(struct machine *m,
 static void destroy_device(struct machine_pci_device *d)
 {
     pci_testdev_destroy(d->testdev);
+    /* Unmaps and unbinds whatever the guest had set up. */
+    passthrough_destroy(d->pt);
     free(d->id);
     free(d);
 }
@@ -675,8 +677,7 @@ const struct machine_pci_device *machine_find_device(const struct machine *m,
     return NULL;
 }
 
-/* "S", "S.F", "0xS" with S and F in hex, as QEMU's addr property. */
-static int parse_pci_addr(const char *addr, uint8_t *devfn)
+int machine_parse_pci_addr(const char *addr)
 {
     unsigned long slot, fn = 0;
     char *end;
@@ -694,8 +695,7 @@ static int parse_pci_addr(const char *addr, uint8_t *devfn)
     }
     if (*end)
         return -EINVAL;
-    *devfn = PCI_DEVFN(slot, fn);
-    return 0;
+    return PCI_DEVFN(slot, fn);
 }
 
 static int free_hotplug_slot(struct machine *m, uint8_t *devfn)
@@ -715,18 +715,43 @@ static int free_hotplug_slot(struct machine *m, uint8_t *devfn)
     return -ENOSPC;
 }
 
-int machine_device_add(struct machine *m, const char *driver, const char *id,
-                       const char *addr, char *err, size_t errlen)
+void machine_set_passthrough_ops(struct machine *m,
+                                 const struct passthrough_ops *ops)
+{
+    m->has_passthrough_ops = ops != NULL;
+    if (ops)
+        m->passthrough_ops = *ops;
+}
+
+void machine_release_passthrough(struct machine *m)
+{
+    struct machine_pci_device **pp = &m->pci_devices;
+
+    while (*pp) {
+        struct machine_pci_device *d = *pp;
+
+        if (!d->pt) {
+            pp = &d->next;
+            continue;
+        }
+        *pp = d->next;
+        log_info("device '%s': pass-through released", d->id);
+        destroy_device(d);
+    }
+    m->has_passthrough_ops = false;
+}
+
+/* Places a control-plane function at vdevfn (< 0: first free hot-pluggable
+ * slot): a pass-through of *host if host is not NULL, else a pci-testdev. */
+static int place_device(struct machine *m, const char *driver, const char *id,
+                        int vdevfn, const struct passthrough_host_addr *host,
+                        bool permissive, char *err, size_t errlen)
 {
     bool hot = m->state != RUN_PRELAUNCH && !m->building;
     struct machine_pci_device *d;
     uint8_t devfn;
     int rc;
 
-    if (strcmp(driver, "pci-testdev")) {
-        snprintf(err, errlen, "'%.64s' is not a valid device model name", driver);
-        return -EINVAL;
-    }
     if (id && machine_find_device(m, id)) {
         snprintf(err, errlen, "Duplicate device ID '%.64s'", id);
         return -EEXIST;
@@ -735,14 +760,11 @@ int machine_device_add(struct machine *m, const char *driver, const char *id,
         snprintf(err, errlen, "Bus 'pci.0' does not support hotplugging");
         return -EPERM;
     }
-    rc = addr ? parse_pci_addr(addr, &devfn) : free_hotplug_slot(m, &devfn);
-    if (rc == -EINVAL) {
-        snprintf(err, errlen, "Property 'addr' does not accept '%.32s'", addr);
-        return rc;
-    }
-    if (rc < 0) {
+    if (vdevfn >= 0) {
+        devfn = (uint8_t)vdevfn;
+    } else if (free_hotplug_slot(m, &devfn) < 0) {
         snprintf(err, errlen, "no free hot-pluggable PCI slot");
-        return rc;
+        return -ENOSPC;
     }
     if (pci_find_function(&m->pci, devfn)) {
         snprintf(err, errlen, "PCI: slot %d function %d not available for %s, "
@@ -757,10 +779,26 @@ int machine_device_add(struct machine *m, const char *driver, const char *id,
         return -ENOMEM;
     }
     d->devfn = devfn;
-    rc = pci_testdev_create(&m->pci, devfn, d->id, &d->testdev);
-    if (rc < 0) {
-        snprintf(err, errlen, "cannot create %s: %s", driver, strerror(-rc));
-        goto fail;
+    if (host) {
+        rc = passthrough_create(NULL, host, permissive,
+                                m->has_passthrough_ops ? &m->passthrough_ops
+                                                       : NULL,
+                                d->id, &d->pt, err, errlen);
+        if (rc == 0) {
+            rc = passthrough_attach(d->pt, &m->pci, devfn);
+            if (rc < 0)
+                snprintf(err, errlen, "cannot place %s: %s", driver,
+                         strerror(-rc));
+        }
+        if (rc < 0)
+            goto fail;
+    } else {
+        rc = pci_testdev_create(&m->pci, devfn, d->id, &d->testdev);
+        if (rc < 0) {
+            snprintf(err, errlen, "cannot create %s: %s", driver,
+                     strerror(-rc));
+            goto fail;
+        }
     }
     if (m->has_hotplug) {
         rc = pcihp_plugged(&m->hotplug, devfn,
@@ -780,6 +818,46 @@ int machine_device_add(struct machine *m, const char *driver, const char *id,
 fail:
     destroy_device(d);
     return rc;
+}
+
+int machine_device_add(struct machine *m, const char *driver, const char *id,
+                       const char *addr, char *err, size_t errlen)
+{
+    int vdevfn = -1;
+
+    if (!strcmp(driver, "xen-pci-passthrough")) {
+        snprintf(err, errlen, "Property 'xen-pci-passthrough.hostaddr' is "
+                 "missing");
+        return -EINVAL;
+    }
+    if (strcmp(driver, "pci-testdev")) {
+        snprintf(err, errlen, "'%.64s' is not a valid device model name", driver);
+        return -EINVAL;
+    }
+    if (addr && (vdevfn = machine_parse_pci_addr(addr)) < 0) {
+        snprintf(err, errlen, "Property 'addr' does not accept '%.32s'", addr);
+        return -EINVAL;
+    }
+    return place_device(m, driver, id, vdevfn, NULL, false, err, errlen);
+}
+
+int machine_passthrough_add(struct machine *m, const char *host, int vdevfn,
+                            bool permissive, const char *id, char *err,
+                            size_t errlen)
+{
+    struct passthrough_host_addr h;
+
+    if (passthrough_parse_host(host, &h) < 0) {
+        snprintf(err, errlen, "Property 'xen-pci-passthrough.hostaddr' does "
+                 "not accept '%.32s'", host ? host : "");
+        return -EINVAL;
+    }
+    if (vdevfn > 0xff) {
+        snprintf(err, errlen, "invalid guest devfn 0x%x", vdevfn);
+        return -EINVAL;
+    }
+    return place_device(m, "xen-pci-passthrough", id, vdevfn < 0 ? -1 : vdevfn,
+                        &h, permissive, err, errlen);
 }
 
 int machine_device_del(struct machine *m, const char *id, char *err,
@@ -825,6 +903,13 @@ static int save_machine_section(const struct machine *m, struct ss_writer *w)
     uint16_t n = 0;
 
     for (const struct machine_pci_device *d = m->pci_devices; d; d = d->next) {
+        if (d->pt) {
+            /* libxl detaches PCI devices before a save and attaches them
+             * again after the restore: their host state is not ours. */
+            log_err("savestate: pass-through device '%s' cannot be saved; "
+                    "detach it first", d->id);
+            return -EOPNOTSUPP;
+        }
         if (!d->testdev) {
             log_err("savestate: device '%s' has no savable driver", d->id);
             return -EOPNOTSUPP;

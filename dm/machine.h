@@ -13,6 +13,7 @@
 #include "../hw/i440fx.h"
 #include "../hw/irq.h"
 #include "../hw/pci.h"
+#include "../hw/passthrough.h"
 #include "../hw/pci_testdev.h"
 #include "../hw/pcihp.h"
 #include "../hw/piix3.h"
@@ -65,12 +66,14 @@ struct machine_observer {
 #define MACHINE_PLATFORM_DEVFN PCI_DEVFN(2, 0)
 #define MACHINE_MAX_UARTS 2
 
-/* A function added by the control plane (QMP device_add, and later
- * xenstore pci-ins) rather than by the machine itself. */
+/* A function added by the control plane (QMP device_add, xenstore
+ * pci-ins) rather than by the machine itself: a pci-testdev or a
+ * pass-through host function (exactly one of the two). */
 struct machine_pci_device {
     char *id;
     uint8_t devfn;
     struct pci_testdev *testdev;
+    struct passthrough *pt;
     struct machine_pci_device *next;
 };
 
@@ -119,6 +122,10 @@ struct machine {
     struct uart uarts[MACHINE_MAX_UARTS];
     struct charbe *serial[MACHINE_MAX_UARTS];
     struct machine_pci_device *pci_devices;
+    /* How pass-through functions reach the hypervisor; without (no domain)
+     * each step is only logged. */
+    bool has_passthrough_ops;
+    struct passthrough_ops passthrough_ops;
     /* Descriptors the control planes were handed (QMP add-fd). */
     struct fdsets fdsets;
     bool log_dirty;
@@ -161,8 +168,8 @@ void machine_set_log_dirty(struct machine *m, bool on);
 /* S3 wake-up (QMP system_wakeup). */
 int machine_wakeup(struct machine *m);
 
-/* Control-plane hot-plug. device_add places a function (driver
- * "pci-testdev" for now) at addr "SLOT[.FN]" (hex) or the first free
+/* Control-plane hot-plug. device_add places a pci-testdev (pass-through
+ * goes through machine_passthrough_add) at addr "SLOT[.FN]" (hex) or the first free
  * hot-pluggable slot; device_del asks the guest to eject it, and
  * DEVICE_DELETED follows when it has (or a reset flushed it). Errors are
  * negative errnos with QEMU's wording in err. */
@@ -170,6 +177,24 @@ int machine_device_add(struct machine *m, const char *driver, const char *id,
                        const char *addr, char *err, size_t errlen);
 int machine_device_del(struct machine *m, const char *id, char *err,
                        size_t errlen);
+/* Pass-through of host function host ("SSSS:BB:DD.F", read under
+ * passthrough_sysfs_root()) at guest vdevfn, or at function 0 of the first
+ * free hot-pluggable slot when vdevfn < 0. Errors as machine_device_add;
+ * -ENOENT when the host function does not exist. */
+int machine_passthrough_add(struct machine *m, const char *host, int vdevfn,
+                            bool permissive, const char *id, char *err,
+                            size_t errlen);
+/* QEMU's addr property: "S", "S.F", "0xS", hex. Returns the devfn or
+ * -EINVAL. */
+int machine_parse_pci_addr(const char *addr);
+/* Hypervisor side of pass-through, from now on (NULL: logging only). Set
+ * before any pass-through function is added. */
+void machine_set_passthrough_ops(struct machine *m,
+                                 const struct passthrough_ops *ops);
+/* The daemon is leaving while the hypervisor handles still work: every
+ * pass-through function is unmapped, unbound and removed (the guest is not
+ * told), and later ones would only log. */
+void machine_release_passthrough(struct machine *m);
 const struct machine_pci_device *machine_find_device(const struct machine *m,
                                                      const char *id);
 

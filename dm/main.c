@@ -120,6 +120,7 @@ static void xen_log_dirty(void *opaque, bool on)
 static int attach_domain(struct daemon *d)
 {
     struct machine_platform_ops ops;
+    struct passthrough_ops pt_ops;
     int rc;
 
     rc = xen_transport_open(d->loop, &d->machine.bus, &d->machine.dispatch,
@@ -134,6 +135,8 @@ static int attach_domain(struct daemon *d)
                                         .opaque = d->xen};
     machine_set_platform_ops(&d->machine, &ops);
     machine_set_irq_backend(&d->machine, xen_transport_irq_sink(d->xen));
+    xen_transport_passthrough_ops(d->xen, &pt_ops);
+    machine_set_passthrough_ops(&d->machine, &pt_ops);
     return 0;
 }
 
@@ -177,6 +180,8 @@ static void stop_all(struct daemon *d)
     if (d->machine_up && d->xen) {
         /* Devices still lower their lines while they are torn down. */
         machine_set_irq_backend(&d->machine, NULL);
+        /* Mappings and pirqs are undone while the handles still work. */
+        machine_release_passthrough(&d->machine);
         machine_set_platform_ops(&d->machine,
                                  &(struct machine_platform_ops){0});
     }

@@ -582,22 +582,29 @@ static json_object *cmd_device_add(struct qmp_request *req)
                              "Property '%.32s.%.32s' not found", driver, key);
     }
     if (passthrough) {
-        /* libxl's xl pci-attach (§4.10). Until pass-through lands the host
-         * function is stood in for by a pci-testdev, so libxl's whole QMP
-         * sequence and the hot-plug controller can be exercised. */
+        /* libxl's xl pci-attach (§4.10). */
+        bool permissive = false;
+        int vdevfn = -1;
+
         if (!hostaddr || pci_host_addr_parse(hostaddr, &host, NULL) < 0 ||
             hostaddr[12])
             return set_error(req, "GenericError",
                              "Property 'xen-pci-passthrough.hostaddr' needs "
                              "SSSS:BB:DD.F");
-        if (json_object_object_get_ex(req->args, "permissive", &v) &&
-            !json_object_is_type(v, json_type_boolean))
+        if (json_object_object_get_ex(req->args, "permissive", &v)) {
+            if (!json_object_is_type(v, json_type_boolean))
+                return set_error(req, "GenericError",
+                                 "Invalid parameter type for 'permissive', "
+                                 "expected: boolean");
+            permissive = json_object_get_boolean(v);
+        }
+        if (addr && (vdevfn = machine_parse_pci_addr(addr)) < 0)
             return set_error(req, "GenericError",
-                             "Invalid parameter type for 'permissive', "
-                             "expected: boolean");
-        log_info("qmp: pass-through of %s: a pci-testdev stands in for it",
-                 hostaddr);
-        driver = "pci-testdev";
+                             "Property 'addr' does not accept '%.32s'", addr);
+        if (machine_passthrough_add(req->s->m, hostaddr, vdevfn, permissive,
+                                    id, err, sizeof(err)) < 0)
+            return set_error(req, "GenericError", "%s", err);
+        return json_object_new_object();
     }
     if (machine_device_add(req->s->m, driver, id, addr, err, sizeof(err)) < 0)
         return set_error(req, "GenericError", "%s", err);

@@ -29,9 +29,8 @@ static void plane_media_changed(void *opaque, unsigned index, const char *path,
              path ? " " : "", path ? format : "");
 }
 
-/* Until pass-through lands, pci-ins plugs a pci-testdev in the function's
- * place, under the id libxl's QMP path gives it ("pci-pt-BB_DD.F"), so the
- * whole protocol and the hot-plug controller can be driven end to end. */
+/* pci-ins plugs the host function under the id libxl's QMP path gives it
+ * ("pci-pt-BB_DD.F"), so both control planes name it alike. */
 static void host_device_id(const struct pci_host_addr *h, char *id, size_t len)
 {
     snprintf(id, len, "pci-pt-%02x_%02x.%x", h->bus, h->dev, h->fn);
@@ -41,16 +40,16 @@ static int plane_pci_insert(void *opaque, const struct pci_insert_request *req,
                             char *err, size_t errlen)
 {
     struct xenstore_plane *p = opaque;
-    char id[32], addr[8];
+    char id[32], host[16];
     const struct machine_pci_device *d;
     int rc;
 
     host_device_id(&req->host, id, sizeof(id));
-    if (req->has_vdevfn)
-        snprintf(addr, sizeof(addr), "%x.%x", PCI_SLOT(req->vdevfn),
-                 PCI_FUNC(req->vdevfn));
-    rc = machine_device_add(p->m, "pci-testdev", id,
-                            req->has_vdevfn ? addr : NULL, err, errlen);
+    snprintf(host, sizeof(host), "%04x:%02x:%02x.%x", req->host.seg,
+             req->host.bus, req->host.dev, req->host.fn);
+    rc = machine_passthrough_add(p->m, host,
+                                 req->has_vdevfn ? req->vdevfn : -1,
+                                 req->permissive, id, err, errlen);
     if (rc == -ENOSPC)
         snprintf(err, errlen, "no free hotplug devfn");
     else if (rc == -EINVAL || rc == -EBUSY || rc == -EEXIST)

@@ -338,6 +338,185 @@ int xen_transport_set_acpi_s_state(struct xen_transport *t, unsigned state)
     return 0;
 }
 
+/* --- PCI pass-through ----------------------------------------------------- */
+
+int xen_pt_memory_mapping(struct xen_transport *t, uint64_t gfn, uint64_t mfn,
+                          uint64_t nr, bool add)
+{
+    if (xc_domain_memory_mapping(t->xch, t->domid, gfn, mfn, nr,
+                                 add ? DPCI_ADD_MAPPING
+                                     : DPCI_REMOVE_MAPPING) < 0) {
+        int rc = -errno;
+
+        log_err("xen: memory mapping %s gfn 0x%" PRIx64 " mfn 0x%" PRIx64
+                " nr %" PRIu64 " failed: %s", add ? "add" : "remove", gfn,
+                mfn, nr, strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+int xen_pt_ioport_mapping(struct xen_transport *t, uint32_t gport,
+                          uint32_t mport, uint32_t nr, bool add)
+{
+    if (xc_domain_ioport_mapping(t->xch, t->domid, gport, mport, nr,
+                                 add ? DPCI_ADD_MAPPING
+                                     : DPCI_REMOVE_MAPPING) < 0) {
+        int rc = -errno;
+
+        log_err("xen: ioport mapping %s 0x%x->0x%x nr %u failed: %s",
+                add ? "add" : "remove", gport, mport, nr, strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+int xen_pt_intx_bind(struct xen_transport *t, unsigned host_irq, uint8_t devfn,
+                     unsigned intx, int *pirq)
+{
+    int p = (int)host_irq, rc;
+
+    if (xc_physdev_map_pirq(t->xch, t->domid, (int)host_irq, &p) < 0) {
+        rc = -errno;
+        log_err("xen: mapping host irq %u failed: %s", host_irq, strerror(-rc));
+        return rc;
+    }
+    if (xc_domain_bind_pt_pci_irq(t->xch, t->domid, (uint8_t)p, 0,
+                                  PCI_SLOT(devfn), (uint8_t)intx) < 0) {
+        rc = -errno;
+        log_err("xen: binding pirq %d to 00:%02x INT%c failed: %s", p,
+                PCI_SLOT(devfn), 'A' + intx, strerror(-rc));
+        xc_physdev_unmap_pirq(t->xch, t->domid, p);
+        return rc;
+    }
+    *pirq = p;
+    return 0;
+}
+
+void xen_pt_intx_unbind(struct xen_transport *t, int pirq, uint8_t devfn,
+                        unsigned intx)
+{
+    if (xc_domain_unbind_pt_irq(t->xch, t->domid, (uint8_t)pirq,
+                                PT_IRQ_TYPE_PCI, 0, PCI_SLOT(devfn),
+                                (uint8_t)intx, 0) < 0)
+        log_err("xen: unbinding pirq %d failed: %s", pirq, strerror(errno));
+    if (xc_physdev_unmap_pirq(t->xch, t->domid, pirq) < 0)
+        log_err("xen: unmapping pirq %d failed: %s", pirq, strerror(errno));
+}
+
+int xen_pt_msi_map(struct xen_transport *t,
+                   const struct passthrough_host_addr *host, int *pirq)
+{
+    int p = -1; /* let Xen choose */
+
+    /* The segment rides in the bus argument's upper half. */
+    if (xc_physdev_map_pirq_msi(t->xch, t->domid, -1, &p,
+                                PCI_DEVFN(host->slot, host->func),
+                                (int)host->bus | (int)host->domain << 16, 0,
+                                0) < 0) {
+        int rc = -errno;
+
+        log_err("xen: MSI pirq for %04x:%02x:%02x.%u failed: %s", host->domain,
+                host->bus, host->slot, host->func, strerror(-rc));
+        return rc;
+    }
+    *pirq = p;
+    return 0;
+}
+
+/* The guest's MSI address/data in the form XEN_DOMCTL_bind_pt_irq takes. */
+static uint32_t msi_gflags(uint64_t addr, uint32_t data)
+{
+    uint32_t dest = (uint32_t)(addr >> 12) & 0xff;
+    uint32_t rh = (uint32_t)(addr >> 3) & 1, dm = (uint32_t)(addr >> 2) & 1;
+    uint32_t deliv = (data >> 8) & 7, trig = (data >> 15) & 1;
+
+    return (dest & XEN_DOMCTL_VMSI_X86_DEST_ID_MASK) |
+           (rh ? XEN_DOMCTL_VMSI_X86_RH_MASK : 0) |
+           (dm ? XEN_DOMCTL_VMSI_X86_DM_MASK : 0) |
+           ((deliv << 12) & XEN_DOMCTL_VMSI_X86_DELIV_MASK) |
+           (trig ? XEN_DOMCTL_VMSI_X86_TRIG_MASK : 0) |
+           XEN_DOMCTL_VMSI_X86_UNMASKED;
+}
+
+int xen_pt_msi_update(struct xen_transport *t, int pirq, uint64_t addr,
+                      uint32_t data)
+{
+    if (xc_domain_update_msi_irq(t->xch, t->domid, (uint8_t)data, pirq,
+                                 msi_gflags(addr, data), 0) < 0) {
+        int rc = -errno;
+
+        log_err("xen: MSI update of pirq %d failed: %s", pirq, strerror(-rc));
+        return rc;
+    }
+    return 0;
+}
+
+void xen_pt_msi_unmap(struct xen_transport *t, int pirq, uint64_t addr,
+                      uint32_t data, bool bound)
+{
+    if (bound && xc_domain_unbind_msi_irq(t->xch, t->domid, (uint8_t)data,
+                                          pirq, msi_gflags(addr, data)) < 0)
+        log_err("xen: MSI unbind of pirq %d failed: %s", pirq, strerror(errno));
+    if (xc_physdev_unmap_pirq(t->xch, t->domid, pirq) < 0)
+        log_err("xen: unmapping pirq %d failed: %s", pirq, strerror(errno));
+}
+
+static int pt_op_mmio(void *o, uint64_t gfn, uint64_t mfn, uint64_t nr,
+                      bool add)
+{
+    return xen_pt_memory_mapping(o, gfn, mfn, nr, add);
+}
+
+static int pt_op_ioport(void *o, uint32_t gport, uint32_t mport, uint32_t nr,
+                        bool add)
+{
+    return xen_pt_ioport_mapping(o, gport, mport, nr, add);
+}
+
+static int pt_op_intx_bind(void *o, unsigned irq, uint8_t devfn, unsigned intx,
+                           int *pirq)
+{
+    return xen_pt_intx_bind(o, irq, devfn, intx, pirq);
+}
+
+static void pt_op_intx_unbind(void *o, int pirq, uint8_t devfn, unsigned intx)
+{
+    xen_pt_intx_unbind(o, pirq, devfn, intx);
+}
+
+static int pt_op_msi_map(void *o, const struct passthrough_host_addr *h,
+                         int *pirq)
+{
+    return xen_pt_msi_map(o, h, pirq);
+}
+
+static int pt_op_msi_update(void *o, int pirq, uint64_t addr, uint32_t data)
+{
+    return xen_pt_msi_update(o, pirq, addr, data);
+}
+
+static void pt_op_msi_unmap(void *o, int pirq, uint64_t addr, uint32_t data,
+                            bool bound)
+{
+    xen_pt_msi_unmap(o, pirq, addr, data, bound);
+}
+
+void xen_transport_passthrough_ops(struct xen_transport *t,
+                                   struct passthrough_ops *ops)
+{
+    *ops = (struct passthrough_ops){
+        .mmio_map = pt_op_mmio,
+        .ioport_map = pt_op_ioport,
+        .intx_bind = pt_op_intx_bind,
+        .intx_unbind = pt_op_intx_unbind,
+        .msi_map = pt_op_msi_map,
+        .msi_update = pt_op_msi_update,
+        .msi_unmap = pt_op_msi_unmap,
+        .opaque = t,
+    };
+}
+
 void xen_transport_pause(struct xen_transport *t, bool paused)
 {
     /* Events stay pending in the event-channel device meanwhile: the vCPUs

@@ -12,6 +12,7 @@
 
 #include "../hw/bus.h"
 #include "../hw/irq.h"
+#include "../hw/passthrough.h"
 #include "../lib/loop.h"
 #include "dispatch.h"
 
@@ -39,6 +40,30 @@ void xen_transport_pause(struct xen_transport *t, bool paused);
 /* While on, every guest page the daemon writes is reported with
  * modified_memory (live migration, §3.3). */
 void xen_transport_set_log_dirty(struct xen_transport *t, bool on);
+
+/* PCI pass-through plumbing (xen-dm-interfaces.md §6.6), through
+ * libxenctrl. Each returns 0 or a negative errno and logs failures. */
+int xen_pt_memory_mapping(struct xen_transport *t, uint64_t gfn, uint64_t mfn,
+                          uint64_t nr, bool add);
+int xen_pt_ioport_mapping(struct xen_transport *t, uint32_t gport,
+                          uint32_t mport, uint32_t nr, bool add);
+/* xc_physdev_map_pirq(host_irq) then xc_domain_bind_pt_pci_irq on bus 0. */
+int xen_pt_intx_bind(struct xen_transport *t, unsigned host_irq, uint8_t devfn,
+                     unsigned intx, int *pirq);
+void xen_pt_intx_unbind(struct xen_transport *t, int pirq, uint8_t devfn,
+                        unsigned intx);
+/* xc_physdev_map_pirq_msi with an auto-assigned pirq. */
+int xen_pt_msi_map(struct xen_transport *t,
+                   const struct passthrough_host_addr *host, int *pirq);
+/* xc_domain_update_msi_irq: vector and flags from the guest's address and
+ * data. */
+int xen_pt_msi_update(struct xen_transport *t, int pirq, uint64_t addr,
+                      uint32_t data);
+void xen_pt_msi_unmap(struct xen_transport *t, int pirq, uint64_t addr,
+                      uint32_t data, bool bound);
+/* The ops a pass-through function uses to reach this domain. */
+void xen_transport_passthrough_ops(struct xen_transport *t,
+                                   struct passthrough_ops *ops);
 
 /* Requests served and refused, for logs and tests. */
 struct xen_transport_stats {

@@ -8,9 +8,12 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "../../dm/machine.h"
 #include "../../dm/options.h"
@@ -248,6 +251,151 @@ static void test_device_add_refusals(void **state)
     destroy(fx);
 }
 
+/* --- pass-through through the machine ------------------------------------ */
+
+static char pt_log[2048];
+
+static void pt_logf(const char *fmt, ...)
+{
+    size_t len = strlen(pt_log);
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(pt_log + len, sizeof(pt_log) - len, fmt, ap);
+    va_end(ap);
+}
+
+static int pt_mmio(void *o, uint64_t gfn, uint64_t mfn, uint64_t nr, bool add)
+{
+    (void)o;
+    pt_logf("mmio %s %llx %llx %llu;", add ? "add" : "del",
+            (unsigned long long)gfn, (unsigned long long)mfn,
+            (unsigned long long)nr);
+    return 0;
+}
+
+static int pt_intx_bind(void *o, unsigned irq, uint8_t devfn, unsigned intx,
+                        int *pirq)
+{
+    (void)o;
+    *pirq = (int)irq;
+    pt_logf("bind %u %02x %u;", irq, devfn, intx);
+    return 0;
+}
+
+static void pt_intx_unbind(void *o, int pirq, uint8_t devfn, unsigned intx)
+{
+    (void)o;
+    pt_logf("unbind %d %02x %u;", pirq, devfn, intx);
+}
+
+static void put_file(const char *dir, const char *name, const void *data,
+                     size_t len)
+{
+    char path[256];
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(data, 1, len, fp), len);
+    fclose(fp);
+}
+
+/* A one-BAR function (4 KiB at 0xf7d00000, INTA on irq 19) at 0000:05:00.0
+ * under a fresh sysfs root, which XEN_DM_SYSFS_ROOT then points at. */
+static void make_sysfs(char *root, size_t len)
+{
+    static const char res[] = "0x00000000f7d00000 0x00000000f7d00fff "
+                              "0x0000000000040200\n";
+    uint8_t config[256] = {0};
+    char dir[256];
+
+    snprintf(root, len, "/tmp/machine-sysfs-XXXXXX");
+    assert_non_null(mkdtemp(root));
+    snprintf(dir, sizeof(dir), "%s/bus", root);
+    mkdir(dir, 0755);
+    snprintf(dir, sizeof(dir), "%s/bus/pci", root);
+    mkdir(dir, 0755);
+    snprintf(dir, sizeof(dir), "%s/bus/pci/devices", root);
+    mkdir(dir, 0755);
+    snprintf(dir, sizeof(dir), "%s/bus/pci/devices/0000:05:00.0", root);
+    assert_int_equal(mkdir(dir, 0755), 0);
+    pci_set_word(&config[0], 0x14e4);
+    pci_set_word(&config[2], 0x1639);
+    config[0x0b] = 0x02;
+    config[0x3d] = 1;
+    put_file(dir, "config", config, sizeof(config));
+    put_file(dir, "resource", res, strlen(res));
+    put_file(dir, "irq", "19\n", 3);
+    put_file(dir, "vendor", "0x14e4\n", 7);
+    put_file(dir, "device", "0x1639\n", 7);
+    assert_int_equal(setenv("XEN_DM_SYSFS_ROOT", root, 1), 0);
+}
+
+static void test_passthrough_add_del(void **state)
+{
+    static const char *const args[] = {NULL};
+    struct fixture *fx = build(args);
+    const struct passthrough_ops ops = {.mmio_map = pt_mmio,
+                                        .intx_bind = pt_intx_bind,
+                                        .intx_unbind = pt_intx_unbind};
+    char root[64], err[200], cmd[128];
+    int fd;
+
+    (void)state;
+    make_sysfs(root, sizeof(root));
+    pt_log[0] = '\0';
+    machine_set_passthrough_ops(&fx->m, &ops);
+    assert_int_equal(machine_passthrough_add(&fx->m, "0000:06:00.0", -1, false,
+                                             "gone", err, sizeof(err)),
+                     -ENOENT);
+    assert_string_equal(err, "host PCI device 0000:06:00.0 not found");
+    assert_int_equal(machine_passthrough_add(&fx->m, "nonsense", -1, false,
+                                             "bad", err, sizeof(err)),
+                     -EINVAL);
+    assert_int_equal(machine_device_add(&fx->m, "xen-pci-passthrough", "q",
+                                        NULL, err, sizeof(err)), -EINVAL);
+    assert_int_equal(machine_passthrough_add(&fx->m, "0000:05:00.0",
+                                             PCI_DEVFN(1, 0), false, "busy",
+                                             err, sizeof(err)), -EBUSY);
+    assert_string_equal(pt_log, "");
+    assert_int_equal(machine_passthrough_add(&fx->m, "0000:05:00.0", -1, false,
+                                             "pt", err, sizeof(err)), 0);
+    assert_int_equal(machine_find_device(&fx->m, "pt")->devfn, PCI_DEVFN(3, 0));
+    assert_string_equal(pt_log, "bind 19 18 0;");
+    assert_int_equal(inl(fx, 0xae00), 1u << 3);
+    /* The guest places the BAR and turns decoding on. */
+    outl(fx, 0xcf8, 0x80001810);
+    outl(fx, 0xcfc, 0xe0000000);
+    outl(fx, 0xcf8, 0x80001804);
+    outl(fx, 0xcfc, PCI_COMMAND_MEMORY);
+    assert_string_equal(pt_log, "bind 19 18 0;mmio add e0000 f7d00 1;");
+    /* Saving is refused while it is attached. */
+    fd = open("/dev/null", O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(machine_save_state(&fx->m, fd), -EOPNOTSUPP);
+    close(fd);
+    pt_log[0] = '\0';
+    assert_int_equal(machine_device_del(&fx->m, "pt", err, sizeof(err)), 0);
+    assert_string_equal(pt_log, "");
+    outl(fx, 0xae08, 1u << 3);
+    assert_string_equal(pt_log, "mmio del e0000 f7d00 1;unbind 19 18 0;");
+    assert_string_equal(fx->deleted[0], "pt");
+    /* Released at exit: unmapped without the guest's say. */
+    assert_int_equal(machine_passthrough_add(&fx->m, "0000:05:00.0",
+                                             PCI_DEVFN(7, 0), true, "again",
+                                             err, sizeof(err)), 0);
+    pt_log[0] = '\0';
+    machine_release_passthrough(&fx->m);
+    assert_string_equal(pt_log, "unbind 19 38 0;");
+    assert_null(machine_find_device(&fx->m, "again"));
+    unsetenv("XEN_DM_SYSFS_ROOT");
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+    assert_int_equal(system(cmd), 0);
+    destroy(fx);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_device_add_del_eject),
         cmocka_unit_test(test_reset_flushes_and_keeps),
         cmocka_unit_test(test_device_add_refusals),
+        cmocka_unit_test(test_passthrough_add_del),
     };
 
     log_set_level(LOG_ERR);

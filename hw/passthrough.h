@@ -1,0 +1,115 @@
+/* A host PCI function handed to the guest (qemu-xen's xen-pci-passthrough,
+ * xen-dm-interfaces.md §4.10 and §6.6).
+ *
+ * The host function is read from sysfs (<root>/bus/pci/devices/SSSS:BB:DD.F/
+ * config, resource, irq, vendor, device). The guest sees an emulated
+ * configuration space built by a per-register policy (passthrough.c):
+ * identity and class from the host, command/status virtual, BARs virtual
+ * (host sizes and types, guest addresses), a capability list holding only
+ * what is emulated (PM, MSI). Writes outside the policy never reach the host
+ * unless the function was attached in permissive mode (XSA-131).
+ *
+ * The BARs are not served by the device model: when the guest places a BAR
+ * and enables decoding, the function asks the plumbing (ops below, which the
+ * machine fills with libxenctrl calls) to map the host range straight into
+ * the guest; INTx and MSI go through pirqs the same way. Everything mapped
+ * is unmapped, in reverse order, on detach and destroy. */
+#ifndef XENDM_HW_PASSTHROUGH_H
+#define XENDM_HW_PASSTHROUGH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pci.h"
+
+#define PASSTHROUGH_DEFAULT_SYSFS_ROOT "/sys"
+#define PASSTHROUGH_SYSFS_ENV "XEN_DM_SYSFS_ROOT"
+
+struct passthrough_host_addr {
+    uint16_t domain;
+    uint8_t bus, slot, func;
+};
+
+/* Parses "SSSS:BB:DD.F" or "BB:DD.F" (segment 0). -EINVAL if malformed. */
+int passthrough_parse_host(const char *text, struct passthrough_host_addr *a);
+/* The sysfs root in force: $XEN_DM_SYSFS_ROOT, else "/sys". */
+const char *passthrough_sysfs_root(void);
+
+/* What the guest-visible function needs done on the hypervisor side. Each
+ * returns 0 or a negative errno; a failed map leaves nothing to unmap. */
+struct passthrough_ops {
+    /* xc_domain_memory_mapping: nr pages from host frame mfn at guest frame
+     * gfn. */
+    int (*mmio_map)(void *opaque, uint64_t gfn, uint64_t mfn, uint64_t nr,
+                    bool add);
+    /* xc_domain_ioport_mapping. */
+    int (*ioport_map)(void *opaque, uint32_t gport, uint32_t mport,
+                      uint32_t nr, bool add);
+    /* xc_physdev_map_pirq of the host's irq, then xc_domain_bind_pt_pci_irq
+     * to the guest's (devfn, intx: 0 = INTA). Sets *pirq. */
+    int (*intx_bind)(void *opaque, unsigned host_irq, uint8_t devfn,
+                     unsigned intx, int *pirq);
+    /* xc_domain_unbind_pt_irq and xc_physdev_unmap_pirq. */
+    void (*intx_unbind)(void *opaque, int pirq, uint8_t devfn, unsigned intx);
+    /* xc_physdev_map_pirq_msi for the host function. Sets *pirq. */
+    int (*msi_map)(void *opaque, const struct passthrough_host_addr *host,
+                   int *pirq);
+    /* xc_domain_update_msi_irq with the guest's address/data. */
+    int (*msi_update)(void *opaque, int pirq, uint64_t addr, uint32_t data);
+    /* xc_domain_unbind_msi_irq (if bound) then xc_physdev_unmap_pirq. */
+    void (*msi_unmap)(void *opaque, int pirq, uint64_t addr, uint32_t data,
+                      bool bound);
+    void *opaque;
+};
+
+/* One BAR as the host has it (resource file) and the guest placed it. */
+struct passthrough_bar {
+    uint64_t host_addr;
+    uint64_t size; /* 0: not implemented */
+    unsigned flags; /* PCI_BAR_* */
+    bool mapped;
+    uint64_t guest_addr; /* while mapped */
+};
+
+struct passthrough {
+    struct pci_function fn;
+    struct passthrough_host_addr host;
+    char *sysfs_dir;
+    int config_fd; /* host config file, read-write */
+    bool permissive;
+    struct passthrough_ops ops;
+    uint8_t host_config[PCI_CONFIG_SIZE]; /* snapshot at create */
+    /* Per-byte policy (enum in passthrough.c). */
+    uint8_t policy[PCI_CONFIG_SIZE];
+    struct passthrough_bar bar[PCI_NUM_BARS + 1];
+    unsigned host_irq; /* 0: none */
+    uint8_t pm_cap, msi_cap; /* offsets in the guest view, 0: absent */
+    bool intx_bound;
+    int intx_pirq;
+    bool msi_mapped, msi_bound;
+    int msi_pirq;
+    uint64_t msi_addr;
+    uint32_t msi_data;
+    /* Order things were mapped in, so detach undoes them in reverse. */
+    uint8_t map_order[PCI_NUM_BARS + 1];
+    unsigned n_mapped;
+    bool attached;
+    char name[32];
+};
+
+/* Reads the host function under root (NULL: passthrough_sysfs_root()) and
+ * builds the guest view. -ENOENT (with a message in err) when the function
+ * does not exist. ops may be NULL (every plumbing step is then only logged). */
+int passthrough_create(const char *root, const struct passthrough_host_addr *h,
+                       bool permissive, const struct passthrough_ops *ops,
+                       const char *id, struct passthrough **out, char *err,
+                       size_t errlen);
+/* Places the function at devfn and binds its INTx. */
+int passthrough_attach(struct passthrough *pt, struct pci_bus *pci,
+                       uint8_t devfn);
+/* Unmaps everything (reverse order), unbinds interrupts, unregisters. */
+void passthrough_detach(struct passthrough *pt);
+void passthrough_destroy(struct passthrough *pt);
+
+#endif
