@@ -744,7 +744,7 @@ void machine_release_passthrough(struct machine *m)
 /* Places a control-plane function at vdevfn (< 0: first free hot-pluggable
  * slot): a pass-through of *host if host is not NULL, else a pci-testdev. */
 static int place_device(struct machine *m, const char *driver, const char *id,
-                        int vdevfn, const struct passthrough_host_addr *host,
+                        int vdevfn, const struct pci_host_addr *host,
                         bool permissive, char *err, size_t errlen)
 {
     bool hot = m->state != RUN_PRELAUNCH && !m->building;
@@ -845,9 +845,9 @@ int machine_passthrough_add(struct machine *m, const char *host, int vdevfn,
                             bool permissive, const char *id, char *err,
                             size_t errlen)
 {
-    struct passthrough_host_addr h;
+    struct pci_host_addr h;
 
-    if (passthrough_parse_host(host, &h) < 0) {
+    if (pci_host_addr_parse(host, &h, NULL) < 0) {
         snprintf(err, errlen, "Property 'xen-pci-passthrough.hostaddr' does "
                  "not accept '%.32s'", host ? host : "");
         return -EINVAL;

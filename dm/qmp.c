@@ -586,8 +586,7 @@ static json_object *cmd_device_add(struct qmp_request *req)
         bool permissive = false;
         int vdevfn = -1;
 
-        if (!hostaddr || pci_host_addr_parse(hostaddr, &host, NULL) < 0 ||
-            hostaddr[12])
+        if (!hostaddr || pci_host_addr_parse(hostaddr, &host, NULL) < 0)
             return set_error(req, "GenericError",
                              "Property 'xen-pci-passthrough.hostaddr' needs "
                              "SSSS:BB:DD.F");

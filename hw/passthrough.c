@@ -78,29 +78,6 @@ static const struct pt_header_reg pt_header[] = {
     {0x3f, 1, "Max_Lat", PT_FROM_HOST},
 };
 
-int passthrough_parse_host(const char *text, struct passthrough_host_addr *a)
-{
-    unsigned dom = 0, bus, slot, func;
-    char tail;
-
-    if (!text)
-        return -EINVAL;
-    if (sscanf(text, "%4x:%2x:%2x.%1u%c", &dom, &bus, &slot, &func, &tail) !=
-        4) {
-        dom = 0;
-        if (sscanf(text, "%2x:%2x.%1u%c", &bus, &slot, &func, &tail) != 3)
-            return -EINVAL;
-    }
-    /* %x takes a sign: "-1" must not wrap into a valid-looking number. */
-    if (dom > 0xffff || bus > 0xff || slot > 31 || func > 7)
-        return -EINVAL;
-    a->domain = (uint16_t)dom;
-    a->bus = (uint8_t)bus;
-    a->slot = (uint8_t)slot;
-    a->func = (uint8_t)func;
-    return 0;
-}
-
 const char *passthrough_sysfs_root(void)
 {
     const char *env = getenv(PASSTHROUGH_SYSFS_ENV);
@@ -599,7 +576,7 @@ static void build_config(struct passthrough *pt)
     setup_capabilities(pt);
 }
 
-int passthrough_create(const char *root, const struct passthrough_host_addr *h,
+int passthrough_create(const char *root, const struct pci_host_addr *h,
                        bool permissive, const struct passthrough_ops *ops,
                        const char *id, struct passthrough **out, char *err,
                        size_t errlen)
@@ -619,11 +596,11 @@ int passthrough_create(const char *root, const struct passthrough_host_addr *h,
     pt->permissive = permissive;
     if (ops)
         pt->ops = *ops;
-    snprintf(pt->name, sizeof(pt->name), "pt-%04x:%02x:%02x.%u", h->domain,
-             h->bus, h->slot, h->func);
+    snprintf(pt->name, sizeof(pt->name), "pt-%04x:%02x:%02x.%u", h->seg,
+             h->bus, h->dev, h->fn);
     if (asprintf(&pt->sysfs_dir, "%s/bus/pci/devices/%04x:%02x:%02x.%u",
-                 root ? root : passthrough_sysfs_root(), h->domain, h->bus,
-                 h->slot, h->func) < 0) {
+                 root ? root : passthrough_sysfs_root(), h->seg, h->bus,
+                 h->dev, h->fn) < 0) {
         pt->sysfs_dir = NULL;
         rc = -ENOMEM;
         goto out;
@@ -631,7 +608,7 @@ int passthrough_create(const char *root, const struct passthrough_host_addr *h,
     if (read_hex_file(pt->sysfs_dir, "vendor", &vendor) < 0 ||
         read_hex_file(pt->sysfs_dir, "device", &device) < 0) {
         snprintf(err, errlen, "host PCI device %04x:%02x:%02x.%u not found",
-                 h->domain, h->bus, h->slot, h->func);
+                 h->seg, h->bus, h->dev, h->fn);
         rc = -ENOENT;
         goto out;
     }

@@ -26,13 +26,6 @@
 #define PASSTHROUGH_DEFAULT_SYSFS_ROOT "/sys"
 #define PASSTHROUGH_SYSFS_ENV "XEN_DM_SYSFS_ROOT"
 
-struct passthrough_host_addr {
-    uint16_t domain;
-    uint8_t bus, slot, func;
-};
-
-/* Parses "SSSS:BB:DD.F" or "BB:DD.F" (segment 0). -EINVAL if malformed. */
-int passthrough_parse_host(const char *text, struct passthrough_host_addr *a);
 /* The sysfs root in force: $XEN_DM_SYSFS_ROOT, else "/sys". */
 const char *passthrough_sysfs_root(void);
 
@@ -53,7 +46,7 @@ struct passthrough_ops {
     /* xc_domain_unbind_pt_irq and xc_physdev_unmap_pirq. */
     void (*intx_unbind)(void *opaque, int pirq, uint8_t devfn, unsigned intx);
     /* xc_physdev_map_pirq_msi for the host function. Sets *pirq. */
-    int (*msi_map)(void *opaque, const struct passthrough_host_addr *host,
+    int (*msi_map)(void *opaque, const struct pci_host_addr *host,
                    int *pirq);
     /* xc_domain_update_msi_irq with the guest's address/data. */
     int (*msi_update)(void *opaque, int pirq, uint64_t addr, uint32_t data);
@@ -74,7 +67,7 @@ struct passthrough_bar {
 
 struct passthrough {
     struct pci_function fn;
-    struct passthrough_host_addr host;
+    struct pci_host_addr host;
     char *sysfs_dir;
     int config_fd; /* host config file, read-write */
     bool permissive;
@@ -101,7 +94,7 @@ struct passthrough {
 /* Reads the host function under root (NULL: passthrough_sysfs_root()) and
  * builds the guest view. -ENOENT (with a message in err) when the function
  * does not exist. ops may be NULL (every plumbing step is then only logged). */
-int passthrough_create(const char *root, const struct passthrough_host_addr *h,
+int passthrough_create(const char *root, const struct pci_host_addr *h,
                        bool permissive, const struct passthrough_ops *ops,
                        const char *id, struct passthrough **out, char *err,
                        size_t errlen);

@@ -325,6 +325,55 @@ void pci_bus_reset(struct pci_bus *pci)
             pci_function_reset(pci->functions[devfn]);
 }
 
+static int hex_field(const char *s, unsigned digits, unsigned *out)
+{
+    unsigned v = 0;
+
+    for (unsigned i = 0; i < digits; i++) {
+        char c = s[i];
+
+        if (c >= '0' && c <= '9')
+            v = v * 16 + (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = v * 16 + (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v = v * 16 + (unsigned)(c - 'A' + 10);
+        else
+            return -EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+int pci_host_addr_parse(const char *s, struct pci_host_addr *out,
+                        const char **end)
+{
+    unsigned seg = 0, bus, dev, fn;
+    size_t len;
+
+    if (!s)
+        return -EINVAL;
+    len = strlen(s);
+    /* "SSSS:" is optional: with it the address is 12 characters. */
+    if (len >= 12 && s[4] == ':') {
+        if (hex_field(s, 4, &seg) < 0)
+            return -EINVAL;
+        s += 5;
+        len -= 5;
+    }
+    if (len < 7 || s[2] != ':' || s[5] != '.' || hex_field(s, 2, &bus) < 0 ||
+        hex_field(s + 3, 2, &dev) < 0 || hex_field(s + 6, 1, &fn) < 0 ||
+        dev > 31 || fn > 7)
+        return -EINVAL;
+    if (end)
+        *end = s + 7;
+    else if (s[7])
+        return -EINVAL;
+    *out = (struct pci_host_addr){(uint16_t)seg, (uint8_t)bus, (uint8_t)dev,
+                                  (uint8_t)fn};
+    return 0;
+}
+
 /* --- configuration mechanism #1 ----------------------------------------- */
 
 static uint64_t config_address_read(void *opaque, uint64_t off, unsigned size)

@@ -158,6 +158,19 @@ static inline void pci_set_long(uint8_t *p, uint32_t v)
         p[i] = (uint8_t)(v >> (8 * i));
 }
 
+/* A host PCI function as the toolstack names it: libxl's pci-ins, pci-rem
+ * and QMP hostaddr, and sysfs. */
+struct pci_host_addr {
+    uint16_t seg;
+    uint8_t bus, dev, fn;
+};
+
+/* Parses "SSSS:BB:DD.F" or "BB:DD.F" (segment 0), hex, fixed widths. With
+ * end NULL the whole string must be the address; otherwise *end is set to
+ * what follows it. 0, or -EINVAL (NULL included). */
+int pci_host_addr_parse(const char *s, struct pci_host_addr *out,
+                        const char **end);
+
 /* Configuration mechanism #1: CONFIG_ADDRESS at 0xCF8 (32-bit accesses only;
  * a byte access to 0xCF9 is PIIX3's reset control and goes to the hook the
  * chipset installs), CONFIG_DATA at 0xCFC-0xCFF (any width, any offset). */

@@ -405,19 +405,19 @@ void xen_pt_intx_unbind(struct xen_transport *t, int pirq, uint8_t devfn,
 }
 
 int xen_pt_msi_map(struct xen_transport *t,
-                   const struct passthrough_host_addr *host, int *pirq)
+                   const struct pci_host_addr *host, int *pirq)
 {
     int p = -1; /* let Xen choose */
 
     /* The segment rides in the bus argument's upper half. */
     if (xc_physdev_map_pirq_msi(t->xch, t->domid, -1, &p,
-                                PCI_DEVFN(host->slot, host->func),
-                                (int)host->bus | (int)host->domain << 16, 0,
+                                PCI_DEVFN(host->dev, host->fn),
+                                (int)host->bus | (int)host->seg << 16, 0,
                                 0) < 0) {
         int rc = -errno;
 
-        log_err("xen: MSI pirq for %04x:%02x:%02x.%u failed: %s", host->domain,
-                host->bus, host->slot, host->func, strerror(-rc));
+        log_err("xen: MSI pirq for %04x:%02x:%02x.%u failed: %s", host->seg,
+                host->bus, host->dev, host->fn, strerror(-rc));
         return rc;
     }
     *pirq = p;
@@ -485,7 +485,7 @@ static void pt_op_intx_unbind(void *o, int pirq, uint8_t devfn, unsigned intx)
     xen_pt_intx_unbind(o, pirq, devfn, intx);
 }
 
-static int pt_op_msi_map(void *o, const struct passthrough_host_addr *h,
+static int pt_op_msi_map(void *o, const struct pci_host_addr *h,
                          int *pirq)
 {
     return xen_pt_msi_map(o, h, pirq);

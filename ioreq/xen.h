@@ -54,7 +54,7 @@ void xen_pt_intx_unbind(struct xen_transport *t, int pirq, uint8_t devfn,
                         unsigned intx);
 /* xc_physdev_map_pirq_msi with an auto-assigned pirq. */
 int xen_pt_msi_map(struct xen_transport *t,
-                   const struct passthrough_host_addr *host, int *pirq);
+                   const struct pci_host_addr *host, int *pirq);
 /* xc_domain_update_msi_irq: vector and flags from the guest's address and
  * data. */
 int xen_pt_msi_update(struct xen_transport *t, int pirq, uint64_t addr,

@@ -35,44 +35,6 @@ struct dm_command {
 
 /* --- parsing ----------------------------------------------------------- */
 
-static int hex_digits(const char *s, unsigned n, unsigned *out)
-{
-    unsigned v = 0;
-
-    for (unsigned i = 0; i < n; i++) {
-        char c = s[i];
-
-        if (c >= '0' && c <= '9')
-            v = v * 16 + (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v = v * 16 + (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v = v * 16 + (unsigned)(c - 'A' + 10);
-        else
-            return -EINVAL;
-    }
-    *out = v;
-    return 0;
-}
-
-int pci_host_addr_parse(const char *s, struct pci_host_addr *out,
-                        const char **end)
-{
-    unsigned seg, bus, dev, fn;
-
-    /* Exactly "SSSS:BB:DD.F", as libxl formats it. */
-    if (strlen(s) < 12 || s[4] != ':' || s[7] != ':' || s[10] != '.' ||
-        hex_digits(s, 4, &seg) < 0 || hex_digits(s + 5, 2, &bus) < 0 ||
-        hex_digits(s + 8, 2, &dev) < 0 || hex_digits(s + 11, 1, &fn) < 0 ||
-        dev > 31 || fn > 7)
-        return -EINVAL;
-    *out = (struct pci_host_addr){(uint16_t)seg, (uint8_t)bus, (uint8_t)dev,
-                                  (uint8_t)fn};
-    if (end)
-        *end = s + 12;
-    return 0;
-}
-
 static int parse_flag(const char *v, size_t len, bool *out)
 {
     if (len == 1 && (v[0] == '0' || v[0] == '1')) {
@@ -92,9 +54,12 @@ int pci_insert_request_parse(const char *s, struct pci_insert_request *out)
     if (*p == '@') {
         unsigned v;
         size_t n = strspn(p + 1, "0123456789abcdefABCDEF");
+        char digits[3] = "";
 
-        if (n == 0 || n > 2 || hex_digits(p + 1, (unsigned)n, &v) < 0)
+        if (n == 0 || n > 2)
             return -EINVAL;
+        memcpy(digits, p + 1, n);
+        v = (unsigned)strtoul(digits, NULL, 16);
         out->has_vdevfn = true;
         out->vdevfn = (uint8_t)v;
         p += 1 + n;
@@ -189,7 +154,7 @@ static void do_pci_remove(struct dm_command *dc, const char *param)
     char err[128] = "";
     int rc;
 
-    if (pci_host_addr_parse(param, &host, NULL) < 0 || param[12]) {
+    if (pci_host_addr_parse(param, &host, NULL) < 0) {
         log_ratelimited(LOG_WARN, "xenstore: pci-rem with malformed parameter "
                         "'%.64s'", param);
         set_parameter(dc, "wrong bdf");

@@ -22,15 +22,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "../hw/pci.h"
 #include "xs.h"
 
 struct dm_command;
-
-/* A host PCI function as pci-ins / pci-rem name it. */
-struct pci_host_addr {
-    uint16_t seg;
-    uint8_t bus, dev, fn;
-};
 
 struct pci_insert_request {
     struct pci_host_addr host;
@@ -80,9 +75,6 @@ void dm_command_pci_removed(struct dm_command *dc,
 int dm_command_publish_serial(struct dm_command *dc, unsigned index,
                               const char *pty);
 
-/* "SSSS:BB:DD.F" (strict hex, as libxl writes it); 0 or -EINVAL. */
-int pci_host_addr_parse(const char *s, struct pci_host_addr *out,
-                        const char **end);
 /* The whole pci-ins parameter. */
 int pci_insert_request_parse(const char *s, struct pci_insert_request *out);
 

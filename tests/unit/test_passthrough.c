@@ -79,12 +79,12 @@ static void op_intx_unbind(void *o, int pirq, uint8_t devfn, unsigned intx)
     logf_(o, "intx unbind pirq %d devfn %02x intx %u\n", pirq, devfn, intx);
 }
 
-static int op_msi_map(void *o, const struct passthrough_host_addr *h, int *pirq)
+static int op_msi_map(void *o, const struct pci_host_addr *h, int *pirq)
 {
     struct fixture *f = o;
 
     *pirq = f->next_pirq++;
-    logf_(o, "msi map %02x:%02x.%u pirq %d\n", h->bus, h->slot, h->func, *pirq);
+    logf_(o, "msi map %02x:%02x.%u pirq %d\n", h->bus, h->dev, h->fn, *pirq);
     return 0;
 }
 
@@ -285,11 +285,11 @@ static int teardown(void **state)
 static struct passthrough *create(struct fixture *f, const char *bdf,
                                   bool permissive)
 {
-    struct passthrough_host_addr h;
+    struct pci_host_addr h;
     struct passthrough *pt;
     char err[128] = "";
 
-    assert_int_equal(passthrough_parse_host(bdf, &h), 0);
+    assert_int_equal(pci_host_addr_parse(bdf, &h, NULL), 0);
     assert_int_equal(passthrough_create(f->root, &h, permissive, &f->ops, "pt",
                                         &pt, err, sizeof(err)),
                      0);
@@ -308,32 +308,32 @@ static void wr(struct passthrough *pt, unsigned reg, uint32_t v, unsigned size)
 
 static void test_parse_host(void **state)
 {
-    struct passthrough_host_addr h;
+    struct pci_host_addr h;
 
     (void)state;
-    assert_int_equal(passthrough_parse_host("0001:03:1f.7", &h), 0);
-    assert_int_equal(h.domain, 1);
+    assert_int_equal(pci_host_addr_parse("0001:03:1f.7", &h, NULL), 0);
+    assert_int_equal(h.seg, 1);
     assert_int_equal(h.bus, 3);
-    assert_int_equal(h.slot, 0x1f);
-    assert_int_equal(h.func, 7);
-    assert_int_equal(passthrough_parse_host("04:02.1", &h), 0);
-    assert_int_equal(h.domain, 0);
+    assert_int_equal(h.dev, 0x1f);
+    assert_int_equal(h.fn, 7);
+    assert_int_equal(pci_host_addr_parse("04:02.1", &h, NULL), 0);
+    assert_int_equal(h.seg, 0);
     assert_int_equal(h.bus, 4);
-    assert_int_equal(h.slot, 2);
-    assert_int_equal(h.func, 1);
-    assert_int_equal(passthrough_parse_host("04:20.0", &h), -EINVAL);
-    assert_int_equal(passthrough_parse_host("04:02.8", &h), -EINVAL);
-    assert_int_equal(passthrough_parse_host("04:02.1x", &h), -EINVAL);
-    assert_int_equal(passthrough_parse_host("junk", &h), -EINVAL);
-    assert_int_equal(passthrough_parse_host("-001:03:00.0", &h), -EINVAL);
-    assert_int_equal(passthrough_parse_host("0000:-1:00.0", &h), -EINVAL);
-    assert_int_equal(passthrough_parse_host(NULL, &h), -EINVAL);
+    assert_int_equal(h.dev, 2);
+    assert_int_equal(h.fn, 1);
+    assert_int_equal(pci_host_addr_parse("04:20.0", &h, NULL), -EINVAL);
+    assert_int_equal(pci_host_addr_parse("04:02.8", &h, NULL), -EINVAL);
+    assert_int_equal(pci_host_addr_parse("04:02.1x", &h, NULL), -EINVAL);
+    assert_int_equal(pci_host_addr_parse("junk", &h, NULL), -EINVAL);
+    assert_int_equal(pci_host_addr_parse("-001:03:00.0", &h, NULL), -EINVAL);
+    assert_int_equal(pci_host_addr_parse("0000:-1:00.0", &h, NULL), -EINVAL);
+    assert_int_equal(pci_host_addr_parse(NULL, &h, NULL), -EINVAL);
 }
 
 static void test_missing_device(void **state)
 {
     struct fixture *f = *state;
-    struct passthrough_host_addr h = {0, 9, 0, 0};
+    struct pci_host_addr h = {0, 9, 0, 0};
     struct passthrough *pt = (void *)1;
     char err[128] = "";
 
