@@ -43,8 +43,7 @@ static void on_signal(void *opaque, uint32_t events)
     log_info("%s received: shutting down", strsignal((int)si.ssi_signo));
     /* libxl kills device models with SIGHUP (or by removing the xenstore
      * directory); both mean "go away cleanly". */
-    machine_shutdown(&d->machine, false,
-                     si.ssi_signo == SIGHUP ? "host-signal" : "host-signal");
+    machine_shutdown(&d->machine, false, "host-signal");
 }
 
 static int setup_signals(struct daemon *d)

@@ -213,7 +213,7 @@ int xenstore_plane_start(struct machine *m, struct xen_transport *transport,
     /* libxl's start-up wait (60 s) ends here; with -S it ends at cont. */
     if (m->state == RUN_RUNNING)
         dm_command_set_state(p->dc, "running");
-    log_info("xenstore: serving %s", "device-model commands");
+    log_info("xenstore: serving device-model commands");
     *out = p;
     return 0;
 out:
