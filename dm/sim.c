@@ -53,6 +53,14 @@ static void sim_update_irqs(struct sim *s)
         if (irq >= 0 && irq < 16 && s->intx_level[link])
             level |= (uint16_t)(1u << irq);
     }
+    for (unsigned irq = 0; irq < I8259_NR_IRQS; irq++) {
+        uint16_t bit = (uint16_t)(1u << irq);
+
+        /* IRQ 2 is the cascade input: nothing drives it on an AT. */
+        if (((level ^ s->pic_level) & bit) && irq != I8259_CASCADE_IRQ &&
+            s->has_pic)
+            i8259_set_irq(&s->pic, irq, level & bit);
+    }
     s->pic_level = level;
 }
 
@@ -338,8 +346,27 @@ out:
 
 static int sim_int_ack(void *opaque)
 {
-    /* No interrupt controller yet: nothing to acknowledge. */
-    return -1;
+    struct sim *s = opaque;
+
+    return i8259_ack(&s->pic);
+}
+
+static void sim_pam_changed(void *opaque, const uint8_t mode[I440FX_PAM_SEGMENTS])
+{
+    struct sim *s = opaque;
+
+    /* The i440FX's RE/WE bits are the vCPU's READ_RAM/WRITE_RAM. */
+    for (unsigned seg = 0; seg < I440FX_PAM_SEGMENTS; seg++)
+        vcpu_set_legacy_mode(&s->cpu, seg,
+                             ((mode[seg] & I440FX_PAM_RE) ? VCPU_LEGACY_READ_RAM : 0) |
+                             ((mode[seg] & I440FX_PAM_WE) ? VCPU_LEGACY_WRITE_RAM : 0));
+}
+
+static void sim_pic_intr(void *opaque, bool level)
+{
+    struct sim *s = opaque;
+
+    vcpu_set_intr(&s->cpu, level);
 }
 
 int sim_init(struct sim *s, struct machine *m)
@@ -364,8 +391,18 @@ int sim_init(struct sim *s, struct machine *m)
         log_err("-machine sim: cannot create the vCPU: %s", strerror(-rc));
         return rc;
     }
+    rc = i8259_init(&s->pic, &m->bus, sim_pic_intr, s);
+    if (rc < 0) {
+        log_err("-machine sim: PIC: %s", m->bus.error);
+        goto fail;
+    }
+    s->has_pic = true;
+    i440fx_set_pam_listener(&m->i440fx, &(struct i440fx_pam_listener){
+                                            .changed = sim_pam_changed,
+                                            .opaque = s});
     rc = add_devices(s);
     if (rc < 0) {
+fail:
         sim_fini(s);
         return rc;
     }
@@ -386,6 +423,10 @@ void sim_fini(struct sim *s)
     if (s->has_debug_exit)
         bus_unmap(&s->m->bus, &s->debug_exit_region);
     s->has_debug_exit = false;
+    i440fx_set_pam_listener(&s->m->i440fx, NULL);
+    if (s->has_pic)
+        i8259_fini(&s->pic);
+    s->has_pic = false;
     vcpu_fini(&s->cpu);
 }
 
@@ -394,6 +435,7 @@ void sim_reset(struct sim *s)
     /* x86 RESET enables A20 (QEMU's CPU reset does the same). */
     vcpu_set_a20(&s->cpu, true);
     vcpu_reset(&s->cpu);
+    i8259_reset(&s->pic);
     s->warned_unsupported = false;
 }
 

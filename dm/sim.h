@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "../hw/clock.h"
+#include "../hw/i8259.h"
 #include "../hw/irq.h"
 #include "../ioreq/cpu.h"
 #include "../lib/charbe.h"
@@ -49,6 +50,9 @@ struct sim {
     uint16_t isa_level;
     uint32_t intx_level[4]; /* per PIRQ link: bit slot * 4 + pin */
     uint16_t pic_level;
+    /* The devices Xen would otherwise emulate. */
+    bool has_pic;
+    struct i8259 pic;
     int exit_status;
     bool warned_unsupported;
     /* isa-debug-exit. */

@@ -50,10 +50,15 @@ static uint8_t *vcpu_host(struct vcpu *c, uint32_t addr, bool write,
 static uint8_t *vcpu_map_ram(void *opaque, uint32_t page, bool write)
 {
     bool rom_write;
+    uint8_t *host = vcpu_host(opaque, page, write, &rom_write);
 
-    /* ROM pages are mapped for reads only; x86emu asks again for a write
-     * and the NULL answer sends that write to vcpu_mem_write. */
-    return vcpu_host(opaque, page, write, &rom_write);
+    /* x86emu caches one host pointer per page for reads and writes alike,
+     * so a page whose writes go elsewhere than its reads (ROM, or a legacy
+     * segment with PAM WE without RE or the other way round) is mapped for
+     * reads only; its writes take the slow path (vcpu_mem_write). */
+    if (write && host && host != vcpu_host(opaque, page, false, &rom_write))
+        return NULL;
+    return host;
 }
 
 static uint64_t vcpu_bus_access(struct vcpu *c, uint8_t type, uint64_t addr,
