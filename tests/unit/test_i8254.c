@@ -15,6 +15,7 @@
 #include "../../hw/bus.h"
 #include "../../hw/clock.h"
 #include "../../hw/i8254.h"
+#include "../../hw/i8259.h"
 #include "../../lib/log.h"
 
 #define MAX_EDGES 4096
@@ -609,6 +610,47 @@ static void test_fuzz(void **state)
     }
 }
 
+/* The PIT wired to the PIC as in the software machine: SeaBIOS's 18.2 Hz
+ * mode 3 tick reaches the CPU once per period even when the machine polls
+ * late, in the low half of the square wave (where the PIT gives a
+ * zero-width pulse). */
+static void test_with_pic(void **state)
+{
+    struct fixture *f = *state;
+    struct i8259 pic;
+    struct i8254 pit;
+    struct bus bus;
+    unsigned delivered = 0;
+
+    bus_init(&bus);
+    assert_int_equal(i8259_init(&pic, &bus, NULL, NULL), 0);
+    assert_int_equal(i8254_init(&pit, &bus, &f->clock, i8259_irq_sink(&pic)),
+                     0);
+    bus_write(&bus, BUS_PIO, 0x20, 0x11, 1);
+    bus_write(&bus, BUS_PIO, 0x21, 0x08, 1);
+    bus_write(&bus, BUS_PIO, 0x21, 0x04, 1);
+    bus_write(&bus, BUS_PIO, 0x21, 0x01, 1);
+    bus_write(&bus, BUS_PIO, 0x21, 0xfe, 1);
+    bus_write(&bus, BUS_PIO, 0x43, 0x36, 1);
+    bus_write(&bus, BUS_PIO, 0x40, 0x00, 1);
+    bus_write(&bus, BUS_PIO, 0x40, 0x00, 1);
+    for (unsigned k = 1; k <= 20; k++) {
+        /* Three quarters into period k: OUT0 is low again. */
+        at_tick(f, 1000 + k * 65536 + 49152);
+        i8254_update(&pit);
+        assert_false(pit.irq_level);
+        if (i8259_intr_pending(&pic)) {
+            assert_int_equal(i8259_ack(&pic), 0x08);
+            bus_write(&bus, BUS_PIO, 0x20, 0x20, 1);
+            delivered++;
+        }
+    }
+    assert_int_equal(delivered, 20);
+    i8254_fini(&pit);
+    i8259_fini(&pic);
+    bus_fini(&bus);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -636,6 +678,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_init_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fuzz, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_with_pic, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
