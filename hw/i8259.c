@@ -95,8 +95,13 @@ static void chip_set_line(struct i8259_chip *c, unsigned line, bool level)
             c->irr |= bit;
     } else {
         c->lines &= (uint8_t)~bit;
-        /* A request that falls before INTA is withdrawn, in both modes. */
-        c->irr &= (uint8_t)~bit;
+        /* A level request goes away with the level. An edge stays latched
+         * until INTA: the devices of this machine (the PIT's missed-tick
+         * pulse above all) may raise and lower a line within one call, a
+         * zero-width pulse that hardware never sees but that must not be
+         * lost. QEMU and Xen's vPIC latch edges the same way. */
+        if (level_mask(c) & bit)
+            c->irr &= (uint8_t)~bit;
     }
 }
 

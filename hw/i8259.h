@@ -12,8 +12,11 @@
  * priority, specific and non-specific EOI (with rotation), automatic EOI
  * (with rotation), special mask mode, special fully nested mode, poll mode,
  * IRR/ISR reads, edge and level triggering (per line from the ELCR, or all
- * lines with ICW1.LTIM) and the spurious IR7 of a request that went away
- * before INTA. Not modelled: MCS-80/85 mode (ICW4.uPM = 0 is taken as 8086
+ * lines with ICW1.LTIM) and the spurious IR7 of a level request that went
+ * away before INTA (on the slave too: its IR7, vector base + 7, with the
+ * master's IS2 set). Edge requests stay latched until INTA even if the line
+ * falls first: the data sheet's default IR7 for a short edge pulse would
+ * lose the zero-width pulses devices here produce. Not modelled: MCS-80/85 mode (ICW4.uPM = 0 is taken as 8086
  * mode, since an x86 CPU only runs 8086-mode INTA cycles) and buffered mode
  * (ICW4.BUF/M/S only matter to the board's bus transceivers). */
 #ifndef XENDM_HW_I8259_H
@@ -77,10 +80,9 @@ void i8259_fini(struct i8259 *pic);
 void i8259_reset(struct i8259 *pic);
 
 /* Drives input line irq (0-15 except 2, the cascade, which is ignored
- * with a log line: no ISA device can drive it on an AT). Edge-triggered lines latch a request on
- * the rising edge; the request is withdrawn if the line falls before INTA
- * (the 8259A data sheet: the input must stay high until the first INTA, or
- * the CPU gets a default IR7). Level-triggered lines request while high. */
+ * with a log line: no ISA device can drive it on an AT). Edge-triggered
+ * lines latch a request on the rising edge, kept until INTA; level-
+ * triggered lines request while high. */
 void i8259_set_irq(struct i8259 *pic, unsigned irq, bool level);
 /* The INTA cycle: returns the vector the CPU takes and moves the request
  * into service (or, in AEOI mode, ends it at once). A request that went
