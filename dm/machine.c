@@ -422,6 +422,9 @@ static int add_acpi(struct machine *m)
         .fixed_pmba = trad,
         .sci_en_at_reset = trad,
         .ncpus_online = online_vcpus(o, extra),
+        /* Without Xen, PM1a_EVT and the PM timer are ours. */
+        .emulate_pm1_evt_and_timer = m->has_sim,
+        .clock = m->has_sim ? &m->sim.clock : NULL,
     };
     struct piix4_pm_ops pm_ops = {
         .request_poweroff = request_poweroff,
@@ -557,6 +560,15 @@ int machine_init(struct machine *m, const struct dm_options *opts,
     rc = piix_ide_init(&m->ide, &m->pci);
     if (rc < 0)
         goto out;
+    if (opts->sim) {
+        /* Before the PM function: it needs the sim clock. */
+        m->has_sim = true;
+        rc = sim_init(&m->sim, m);
+        if (rc < 0)
+            goto out;
+        /* No hypervisor: interrupts go to the software PIC. */
+        m->irq_backend = &m->sim.irq;
+    }
     if (opts->acpi) {
         rc = add_acpi(m);
     } else if (opts->platform_device) {
@@ -582,13 +594,10 @@ int machine_init(struct machine *m, const struct dm_options *opts,
     rc = add_serial_ports(m);
     if (rc < 0)
         goto out;
-    if (opts->sim) {
-        rc = sim_init(&m->sim, m);
+    if (m->has_sim) {
+        rc = sim_add_devices(&m->sim);
         if (rc < 0)
             goto out;
-        m->has_sim = true;
-        /* No hypervisor: interrupts go to the software PIC. */
-        m->irq_backend = &m->sim.irq;
     }
     m->building = true;
     rc = add_command_line_devices(m);

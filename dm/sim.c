@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/log.h"
@@ -106,46 +107,18 @@ static const struct irq_sink_ops sim_irq_ops = {
 
 /* --- isa-debug-exit and debug consoles ------------------------------------- */
 
-static void debug_exit_write(void *opaque, uint64_t offset, uint64_t value,
-                             unsigned size)
+static void sim_debug_exit(void *opaque, int status)
 {
     struct sim *s = opaque;
-    int status = (int)(((value & bus_size_mask(size)) << 1) | 1);
 
-    /* QEMU exits on the spot with (value << 1) | 1; the process status
-     * keeps its low 8 bits, as exit() does. */
-    log_info("isa-debug-exit: guest wrote 0x%" PRIx64 ": exiting with status %d",
-             value & bus_size_mask(size), status & 0xff);
+    /* QEMU exits on the spot; the process status keeps the low 8 bits, as
+     * exit() does. Nothing else runs: no SHUTDOWN event, as in QEMU. */
+    log_info("isa-debug-exit: exiting with status %d", status & 0xff);
     s->exit_status = status & 0xff;
     s->m->state = RUN_SHUTDOWN;
     loop_quit(s->m->loop, s->exit_status);
     vcpu_kick(&s->cpu);
 }
-
-static const struct bus_region_ops debug_exit_ops = {
-    .write = debug_exit_write,
-    .max_access = 4,
-};
-
-static uint64_t debugcon_read(void *opaque, uint64_t offset, unsigned size)
-{
-    /* QEMU's isa-debugcon reads back 0xE9 so firmware can detect it. */
-    return 0xe9;
-}
-
-static void debugcon_write(void *opaque, uint64_t offset, uint64_t value,
-                           unsigned size)
-{
-    uint8_t byte = (uint8_t)value;
-
-    charbe_write(opaque, &byte, 1);
-}
-
-static const struct bus_region_ops debugcon_ops = {
-    .read = debugcon_read,
-    .write = debugcon_write,
-    .max_access = 1,
-};
 
 /* "name,key=value,..." -> the value of key, or NULL. */
 static const char *device_prop(const char *dev, const char *key, char *buf,
@@ -195,7 +168,8 @@ static bool device_is(const char *dev, const char *name)
 
 static int add_debug_exit(struct sim *s, const char *dev)
 {
-    unsigned long base = SIM_DEBUG_EXIT_PORT, size = SIM_DEBUG_EXIT_SIZE;
+    unsigned long base = DEBUG_EXIT_DEFAULT_IOBASE;
+    unsigned long size = DEBUG_EXIT_DEFAULT_IOSIZE;
     int rc;
 
     if (s->has_debug_exit) {
@@ -204,18 +178,15 @@ static int add_debug_exit(struct sim *s, const char *dev)
     }
     rc = device_prop_uint(dev, "iobase", 0xffff, &base);
     if (rc == 0)
-        rc = device_prop_uint(dev, "iosize", 0x10000, &size);
+        rc = device_prop_uint(dev, "iosize", 4, &size);
     if (rc < 0)
         return rc;
-    if (size == 0 || base + size > 0x10000) {
-        log_err("-device %s: ports 0x%lx+%lu do not fit", dev, base, size);
-        return -EINVAL;
-    }
-    bus_region_init(&s->debug_exit_region, "isa-debug-exit", size,
-                    &debug_exit_ops, s);
-    rc = bus_map(&s->m->bus, BUS_PIO, &s->debug_exit_region, base);
+    rc = debug_exit_init(&s->debug_exit, &s->m->bus, (uint16_t)base,
+                         (unsigned)size, sim_debug_exit, s);
     if (rc < 0) {
-        log_err("-device %s: %s", dev, s->m->bus.error);
+        log_err("-device %s: %s", dev, rc == -EINVAL
+                    ? "iosize must be 1, 2 or 4 and the ports below 0x10000"
+                    : s->m->bus.error);
         return rc;
     }
     s->has_debug_exit = true;
@@ -226,29 +197,27 @@ static int add_debug_exit(struct sim *s, const char *dev)
 static int add_debugcon(struct sim *s, const char *spec, unsigned long port)
 {
     unsigned i = s->n_debugcons;
+    struct charbe *be = NULL;
     int rc;
 
     if (i == SIM_MAX_DEBUGCONS) {
         log_err("debug console on %s: at most %d", spec, SIM_MAX_DEBUGCONS);
         return -EINVAL;
     }
-    rc = charbe_open(s->m->loop, spec, NULL, &s->debugcon_be[i]);
+    rc = charbe_open(s->m->loop, spec, NULL, &be);
     if (rc < 0)
         return rc;
-    if (!s->debugcon_be[i]) /* "none" */
+    if (!be) /* "none" */
         return 0;
-    bus_region_init(&s->debugcon_region[i], "isa-debugcon", 1, &debugcon_ops,
-                    s->debugcon_be[i]);
-    rc = bus_map(&s->m->bus, BUS_PIO, &s->debugcon_region[i], port);
+    rc = debugcon_init(&s->debugcon[i], &s->m->bus, (uint16_t)port, be);
     if (rc < 0) {
         log_err("debug console at 0x%lx: %s", port, s->m->bus.error);
-        charbe_close(s->debugcon_be[i]);
-        s->debugcon_be[i] = NULL;
+        charbe_close(be);
         return rc;
     }
+    s->debugcon_be[i] = be;
     s->n_debugcons++;
-    log_info("debug console at port 0x%lx on %s", port,
-             charbe_filename(s->debugcon_be[i]));
+    log_info("debug console at port 0x%lx on %s", port, charbe_filename(be));
     return 0;
 }
 
@@ -258,7 +227,7 @@ static int add_devices(struct sim *s)
     int rc = 0;
 
     if (o->debugcon) {
-        rc = add_debugcon(s, o->debugcon, SIM_DEBUGCON_PORT);
+        rc = add_debugcon(s, o->debugcon, DEBUGCON_DEFAULT_IOBASE);
         if (rc < 0)
             return rc;
     }
@@ -268,7 +237,7 @@ static int add_devices(struct sim *s)
         if (device_is(dev, "isa-debug-exit")) {
             rc = add_debug_exit(s, dev);
         } else if (device_is(dev, "isa-debugcon")) {
-            unsigned long port = SIM_DEBUGCON_PORT;
+            unsigned long port = DEBUGCON_DEFAULT_IOBASE;
             char id[64];
             const char *spec;
 
@@ -391,42 +360,62 @@ int sim_init(struct sim *s, struct machine *m)
         log_err("-machine sim: cannot create the vCPU: %s", strerror(-rc));
         return rc;
     }
-    rc = i8259_init(&s->pic, &m->bus, sim_pic_intr, s);
-    if (rc < 0) {
-        log_err("-machine sim: PIC: %s", m->bus.error);
-        goto fail;
-    }
-    s->has_pic = true;
     i440fx_set_pam_listener(&m->i440fx, &(struct i440fx_pam_listener){
                                             .changed = sim_pam_changed,
                                             .opaque = s});
-    rc = add_devices(s);
+    rc = i8259_init(&s->pic, &m->bus, sim_pic_intr, s);
     if (rc < 0) {
-fail:
-        sim_fini(s);
+        log_err("-machine sim: PIC: %s", m->bus.error);
         return rc;
     }
+    s->has_pic = true;
+    /* Devices raise lines on the machine's sink, so observers (qtest) see
+     * them; its backend is this file's routing into the PIC. */
+    rc = i8254_init(&s->pit, &m->bus, &s->clock, &m->irq);
+    if (rc < 0) {
+        log_err("-machine sim: PIT: %s", m->bus.error);
+        return rc;
+    }
+    s->has_pit = true;
     log_info("-machine sim: %llu MiB RAM, firmware %s (%zu KiB) at 0x%08" PRIx32
              " and 0x%05" PRIx32, (unsigned long long)(m->ram.size >> 20),
              m->opts->bios, rom_size >> 10, s->cpu.rom_base, s->cpu.rom_low_base);
     return 0;
 }
 
+int sim_add_devices(struct sim *s)
+{
+    int rc;
+
+    rc = rtc_init(&s->rtc, &s->m->cmos, &s->clock, &s->m->irq,
+                  (int64_t)time(NULL));
+    if (rc < 0) {
+        log_err("-machine sim: RTC: %s", strerror(-rc));
+        return rc;
+    }
+    s->has_rtc = true;
+    return add_devices(s);
+}
+
 void sim_fini(struct sim *s)
 {
     for (unsigned i = 0; i < s->n_debugcons; i++) {
-        bus_unmap(&s->m->bus, &s->debugcon_region[i]);
+        debugcon_fini(&s->debugcon[i]);
         charbe_close(s->debugcon_be[i]);
         s->debugcon_be[i] = NULL;
     }
     s->n_debugcons = 0;
     if (s->has_debug_exit)
-        bus_unmap(&s->m->bus, &s->debug_exit_region);
-    s->has_debug_exit = false;
-    i440fx_set_pam_listener(&s->m->i440fx, NULL);
+        debug_exit_fini(&s->debug_exit);
+    if (s->has_rtc)
+        rtc_fini(&s->rtc);
+    if (s->has_pit)
+        i8254_fini(&s->pit);
     if (s->has_pic)
         i8259_fini(&s->pic);
-    s->has_pic = false;
+    s->has_debug_exit = s->has_rtc = s->has_pit = s->has_pic = false;
+    if (s->m)
+        i440fx_set_pam_listener(&s->m->i440fx, NULL);
     vcpu_fini(&s->cpu);
 }
 
@@ -436,6 +425,9 @@ void sim_reset(struct sim *s)
     vcpu_set_a20(&s->cpu, true);
     vcpu_reset(&s->cpu);
     i8259_reset(&s->pic);
+    i8254_reset(&s->pit);
+    if (s->has_rtc)
+        rtc_reset(&s->rtc);
     s->warned_unsupported = false;
 }
 
@@ -451,15 +443,31 @@ void sim_set_a20(struct sim *s, bool enabled)
 
 /* --- the run loop ---------------------------------------------------------- */
 
+static uint64_t earliest(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
 /* The soonest instant a device's outputs change, on the sim clock. */
 static uint64_t sim_next_deadline(struct sim *s)
 {
-    return HW_CLOCK_NEVER;
+    uint64_t d = i8254_next_deadline_ns(&s->pit);
+
+    if (s->has_rtc)
+        d = earliest(d, rtc_next_deadline_ns(&s->rtc));
+    if (s->m->has_pm)
+        d = earliest(d, piix4_pm_next_deadline_ns(&s->m->pm));
+    return d;
 }
 
-/* Lets every device catch up to now. */
+/* Lets every device catch up to now: timer interrupts are raised here. */
 static void sim_update_devices(struct sim *s)
 {
+    i8254_update(&s->pit);
+    if (s->has_rtc)
+        rtc_update(&s->rtc);
+    if (s->m->has_pm)
+        piix4_pm_update(&s->m->pm);
 }
 
 /* Milliseconds until deadline for the event loop's wait; -1 for never. */

@@ -17,8 +17,12 @@
 #include <stdint.h>
 
 #include "../hw/clock.h"
+#include "../hw/debug_exit.h"
+#include "../hw/debugcon.h"
+#include "../hw/i8254.h"
 #include "../hw/i8259.h"
 #include "../hw/irq.h"
+#include "../hw/rtc.h"
 #include "../ioreq/cpu.h"
 #include "../lib/charbe.h"
 
@@ -26,11 +30,6 @@ struct machine;
 
 /* Longest vCPU slice between two looks at the event loop. */
 #define SIM_SLICE_NS 1000000ull
-/* QEMU's defaults: isa-debug-exit iobase 0x501 iosize 2 (tests pass
- * iobase=0xf4,iosize=0x04), isa-debugcon and -debugcon at 0xE9. */
-#define SIM_DEBUG_EXIT_PORT 0x501
-#define SIM_DEBUG_EXIT_SIZE 2
-#define SIM_DEBUGCON_PORT 0xe9
 #define SIM_MAX_DEBUGCONS 2
 
 struct sim {
@@ -50,24 +49,30 @@ struct sim {
     uint16_t isa_level;
     uint32_t intx_level[4]; /* per PIRQ link: bit slot * 4 + pin */
     uint16_t pic_level;
-    /* The devices Xen would otherwise emulate. */
-    bool has_pic;
+    /* The devices Xen would otherwise emulate (the PM timer and PM1a
+     * are the PIIX4 PM function's, built by machine.c). */
+    bool has_pic, has_pit, has_rtc;
     struct i8259 pic;
+    struct i8254 pit;
+    struct rtc rtc;
     int exit_status;
     bool warned_unsupported;
-    /* isa-debug-exit. */
+    /* -device isa-debug-exit. */
     bool has_debug_exit;
-    struct bus_region debug_exit_region;
+    struct debug_exit debug_exit;
     /* Debug consoles (-debugcon, -device isa-debugcon). */
     unsigned n_debugcons;
-    struct bus_region debugcon_region[SIM_MAX_DEBUGCONS];
+    struct debugcon debugcon[SIM_MAX_DEBUGCONS];
     struct charbe *debugcon_be[SIM_MAX_DEBUGCONS];
 };
 
-/* Builds the sim side of the machine: loads -bios, creates the vCPU and
- * the devices the command line asks for, takes over the machine's
- * interrupt backend. Called by machine_init after the chipset exists. */
+/* Builds the sim side of the machine in two steps. sim_init, once the
+ * i440FX and PIIX3 exist: loads -bios, creates the vCPU, the PIC and the
+ * PIT, and the clock the PM function needs. sim_add_devices, once the CMOS
+ * exists: the RTC and what the command line asks for (isa-debug-exit,
+ * debug consoles). On failure machine_init calls sim_fini. */
 int sim_init(struct sim *s, struct machine *m);
+int sim_add_devices(struct sim *s);
 void sim_fini(struct sim *s);
 /* Resets the vCPU and the sim devices (machine_reset calls it). */
 void sim_reset(struct sim *s);
