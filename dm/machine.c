@@ -271,6 +271,14 @@ void machine_set_log_dirty(struct machine *m, bool on)
         m->platform_ops.set_log_dirty(m->platform_ops.opaque, on);
 }
 
+int machine_powerdown(struct machine *m)
+{
+    if (!m->has_sim || !m->has_pm)
+        return -EOPNOTSUPP;
+    log_info("power button pressed");
+    return piix4_pm_power_button(&m->pm);
+}
+
 int machine_wakeup(struct machine *m)
 {
     struct machine_event ev = {.kind = MACHINE_EVENT_WAKEUP};

@@ -176,6 +176,10 @@ void machine_set_disks(struct machine *m, struct disk_list *disks);
  * logdirty/cmd). */
 void machine_set_log_dirty(struct machine *m, bool on);
 
+/* The ACPI power button (QMP system_powerdown): -machine sim only, where
+ * PM1a is ours; -EOPNOTSUPP otherwise. */
+int machine_powerdown(struct machine *m);
+
 /* S3 wake-up (QMP system_wakeup). */
 int machine_wakeup(struct machine *m);
 
