@@ -113,7 +113,6 @@ static void sim_debug_exit(void *opaque, int status)
 
     /* QEMU exits on the spot; the process status keeps the low 8 bits, as
      * exit() does. Nothing else runs: no SHUTDOWN event, as in QEMU. */
-    log_info("isa-debug-exit: exiting with status %d", status & 0xff);
     s->exit_status = status & 0xff;
     s->m->state = RUN_SHUTDOWN;
     loop_quit(s->m->loop, s->exit_status);
