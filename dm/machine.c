@@ -242,6 +242,23 @@ static int add_command_line_devices(struct machine *m)
             log_warn("-device %s: not supported yet; ignored", dev);
         }
     }
+    /* Byte-stream chardevs only mean something to a device that names
+     * them; libxl's channels (virtserialport) are not emulated. */
+    for (unsigned b = 0; b < o->n_backends; b++) {
+        char ref[80];
+        bool used = false;
+
+        snprintf(ref, sizeof(ref), ",chardev=%s", o->backend_ids[b]);
+        for (unsigned i = 0; i < o->n_devices && !used; i++) {
+            const char *hit = strstr(o->devices[i], ref);
+
+            used = m->has_sim && !strncmp(o->devices[i], "isa-debugcon", 12) &&
+                   hit && (hit[strlen(ref)] == '\0' || hit[strlen(ref)] == ',');
+        }
+        if (!used)
+            log_warn("-chardev %s,id=%s: no emulated device uses it; ignored",
+                     o->backend_specs[b], o->backend_ids[b]);
+    }
     for (; n < o->n_drives; n++) {
         rc = drive_parse(o->drives[n], &drives[n], err, sizeof(err));
         if (rc < 0) {

@@ -288,6 +288,13 @@ static int add_backend(struct parse_state *st, const char *arg)
     if (!copy)
         return -ENOMEM;
     kind = strtok_r(copy, ",", &save);
+    if (!kind || (strcmp(kind, "file") && strcmp(kind, "stdio") &&
+                  strcmp(kind, "null") && strcmp(kind, "pty"))) {
+        /* Channels over other backends are a later feature. */
+        log_warn("-chardev %s: only socket (monitors), file, stdio, null "
+                 "and pty chardevs are supported; ignored", arg);
+        goto out;
+    }
     for (tok = strtok_r(NULL, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (!strncmp(tok, "id=", 3))
             id = tok + 3;
@@ -299,19 +306,18 @@ static int add_backend(struct parse_state *st, const char *arg)
             goto out;
         }
     }
-    if (!kind || !id || !*id) {
+    if (!id || !*id) {
         rc = fail("-chardev %s: %s", arg, "id= is required");
         goto out;
     }
     if (!strcmp(kind, "file") && path && *path) {
         snprintf(spec, sizeof(spec), "file:%s", path);
-    } else if ((!strcmp(kind, "stdio") || !strcmp(kind, "null") ||
-                !strcmp(kind, "pty")) && !path) {
+    } else if (strcmp(kind, "file") && !path) {
         snprintf(spec, sizeof(spec), "%s", kind);
     } else {
-        /* Channels over other backends are a later feature. */
-        log_warn("-chardev %s: only socket (monitors), file, stdio, null "
-                 "and pty chardevs are supported; ignored", arg);
+        rc = fail("-chardev %s: %s", arg, strcmp(kind, "file")
+                                              ? "path= only goes with file"
+                                              : "file needs path=");
         goto out;
     }
     if (options_backend(st->o, id)) {
