@@ -11,6 +11,9 @@
 #include "bus.h"
 
 #define PCI_CONFIG_SIZE 256
+/* A function's window in the PCI_CONFIG address space: room for PCIe's
+ * extended space, which only functions with the ext_config hooks answer. */
+#define PCI_CONFIG_SPACE_WINDOW 4096
 #define PCI_NUM_BARS 6
 #define PCI_ROM_SLOT 6 /* index of the expansion ROM in pci_function.bar[] */
 #define PCI_DEVFN(slot, fn) ((uint8_t)(((slot) << 3) | (fn)))
@@ -81,6 +84,12 @@ struct pci_function_ops {
     void (*config_write)(struct pci_function *f, unsigned reg, uint32_t value,
                          unsigned size);
     void (*reset)(struct pci_function *f);
+    /* Extended configuration space (0x100-0xFFF, reachable through PCI_CONFIG
+     * ioreqs). Without these it reads all-ones and ignores writes. */
+    uint32_t (*ext_config_read)(struct pci_function *f, unsigned reg,
+                                unsigned size);
+    void (*ext_config_write)(struct pci_function *f, unsigned reg,
+                             uint32_t value, unsigned size);
 };
 
 struct pci_function {
