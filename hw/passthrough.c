@@ -504,8 +504,11 @@ static const struct pci_function_ops pt_ops = {
     .config_read = pt_config_read,
     .config_write = pt_config_write,
     .reset = pt_reset,
-    .ext_config_read = pt_ext_config_read,
-    .ext_config_write = pt_ext_config_write,
+};
+
+static const struct pci_function_ext_ops pt_ext_ops = {
+    .read = pt_ext_config_read,
+    .write = pt_ext_config_write,
 };
 
 static int read_resources(struct passthrough *pt, char *err, size_t errlen)
@@ -718,6 +721,7 @@ static void build_config(struct passthrough *pt)
                       h[PCI_CLASS_PROG] |
                           (uint32_t)pci_get_word(&h[PCI_CLASS_DEVICE]) << 8,
                       h[PCI_REVISION_ID], &pt_ops, pt);
+    f->ext_ops = &pt_ext_ops;
     memset(pt->policy, PT_POLICY_HOST, sizeof(pt->policy));
     for (size_t i = 0; i < sizeof(pt_header) / sizeof(pt_header[0]); i++) {
         const struct pt_header_reg *r = &pt_header[i];

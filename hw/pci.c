@@ -267,9 +267,9 @@ uint32_t pci_config_read(struct pci_function *f, unsigned reg, unsigned size)
     uint32_t value = 0;
 
     if (reg >= PCI_CONFIG_SIZE && reg < PCI_CONFIG_SPACE_WINDOW && size &&
-        size <= 4 && reg + size <= PCI_CONFIG_SPACE_WINDOW && f->ops &&
-        f->ops->ext_config_read)
-        return f->ops->ext_config_read(f, reg, size);
+        size <= 4 && reg + size <= PCI_CONFIG_SPACE_WINDOW && f->ext_ops &&
+        f->ext_ops->read)
+        return f->ext_ops->read(f, reg, size);
     if (size == 0 || size > 4 || reg >= PCI_CONFIG_SIZE)
         return 0xffffffffu;
     for (unsigned i = 0; i < size; i++)
@@ -292,9 +292,9 @@ void pci_config_write(struct pci_function *f, unsigned reg, uint32_t value,
                       unsigned size)
 {
     if (reg >= PCI_CONFIG_SIZE && reg < PCI_CONFIG_SPACE_WINDOW && size &&
-        size <= 4 && reg + size <= PCI_CONFIG_SPACE_WINDOW && f->ops &&
-        f->ops->ext_config_write) {
-        f->ops->ext_config_write(f, reg, value, size);
+        size <= 4 && reg + size <= PCI_CONFIG_SPACE_WINDOW && f->ext_ops &&
+        f->ext_ops->write) {
+        f->ext_ops->write(f, reg, value, size);
         return;
     }
     if (size == 0 || size > 4 || reg >= PCI_CONFIG_SIZE)

@@ -84,12 +84,15 @@ struct pci_function_ops {
     void (*config_write)(struct pci_function *f, unsigned reg, uint32_t value,
                          unsigned size);
     void (*reset)(struct pci_function *f);
-    /* Extended configuration space (0x100-0xFFF, reachable through PCI_CONFIG
-     * ioreqs). Without these it reads all-ones and ignores writes. */
-    uint32_t (*ext_config_read)(struct pci_function *f, unsigned reg,
-                                unsigned size);
-    void (*ext_config_write)(struct pci_function *f, unsigned reg,
-                             uint32_t value, unsigned size);
+};
+
+/* Extended configuration space (0x100-0xFFF, reachable through PCI_CONFIG
+ * ioreqs), for the functions that answer it; without these hooks it reads
+ * all-ones and ignores writes. Set after pci_function_init. */
+struct pci_function_ext_ops {
+    uint32_t (*read)(struct pci_function *f, unsigned reg, unsigned size);
+    void (*write)(struct pci_function *f, unsigned reg, uint32_t value,
+                  unsigned size);
 };
 
 struct pci_function {
@@ -106,6 +109,7 @@ struct pci_function {
     struct pci_bar bar[PCI_NUM_BARS + 1];
     struct bus_region cfg_region;
     const struct pci_function_ops *ops;
+    const struct pci_function_ext_ops *ext_ops;
     void *opaque;
 };
 

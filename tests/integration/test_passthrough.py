@@ -498,3 +498,140 @@ def test_pcie_capability_and_extended_space(start_daemon, xenstored, xen, tmp_pa
     assert after[:4] == before[:4] and after[6:] == before[6:]
     q.close()
     g.stop()
+
+
+# --- multi-function devices ------------------------------------------------
+
+MF = ["0000:07:00.%d" % fn for fn in range(3)]
+
+
+def place_functions(g, slot):
+    """The guest (after the insert event) finds every function through
+    function 0's multi-function bit and places each one's 4 KiB BAR."""
+    assert g.cfg_read(slot << 3, 0x0E, 1) == 0x80
+    for fn in range(3):
+        devfn = slot << 3 | fn
+        assert g.cfg_read(devfn, 0x00) == 0x10BC8086
+        assert g.cfg_read(devfn, 0x3D, 1) == 1 + fn
+        cfg_write(g, devfn, 0x10, 0xE0000000 + fn * 0x1000, 4)
+        cfg_write(g, devfn, 0x04, 0x0002, 2)
+
+
+def mf_setup(slot):
+    return [("xc_domain_memory_mapping", 0xE0000 + fn, 0xF7A00 + fn, 1, 1) for fn in range(3)]
+
+
+def mf_teardown(slot):
+    """Functions leave 7 -> 0 (as libxl detaches them); each undoes its own
+    set-up in reverse: the BAR, then INTx."""
+    out = []
+    for fn in (2, 1, 0):
+        out += [("xc_domain_memory_mapping", 0xE0000 + fn, 0xF7A00 + fn, 1, 0),
+                ("xc_domain_unbind_pt_irq", 20 + fn, 0, slot, fn),
+                ("xc_physdev_unmap_pirq", 20 + fn)]
+    return out
+
+
+def test_multifunction_over_xenstore(start_daemon, xenstored, xen, tmp_path):
+    """xl pci-attach <dom> 07:00.*@05 on a qemu-trad guest: libxl sends
+    pci-ins for functions 2, 1, 0 with vdevfn slot|function; only function
+    0 raises the insert event. pci-detach: functions 2 and 1 only get their
+    BDF written to parameter (no command); pci-rem of function 0 removes the
+    whole slot once the guest ejects it."""
+    root = vf_sysfs(tmp_path)
+    g = Guest(start_daemon, xenstored, xen, qemu_trad_args,
+              extra_env={"XEN_DM_SYSFS_ROOT": root})
+    xs = g.xs
+    slot = 5
+    xen.guest_out(0xAFE2, 1, 0x08)                   # the OS enabled GPE bit 3
+    mark = xen.mark()
+    for fn in (2, 1, 0):
+        wait_state(xs, "running")
+        xs.write(DM + "/parameter", "%s@%02x,msitranslate=0,power_mgmt=0"
+                 % (MF[fn], slot << 3 | fn))
+        xs.write(DM + "/command", "pci-ins")
+        wait_state(xs, "pci-inserted")
+        assert xs.read(DM + "/parameter") == "0x%02x" % (slot << 3 | fn)
+        if fn:
+            # Silent: present for the guest's status nibbles, no event yet.
+            assert xen.guest_in(0xAFE0, 1) & 0x08 == 0
+            assert xen.guest_in(0x10C0, 1) == 0 and xen.guest_in(0x10C1, 1) == 0
+        xs.write(DM + "/state", "running")
+    assert xen.guest_in(0xAFE0, 1) & 0x08
+    assert xen.guest_in(0x10C0, 1) == 0 and xen.guest_in(0x10C1, 1) == slot << 3
+    assert xen.guest_in(0x10C2 + (slot << 3) // 2, 1) == 0xFF   # functions 0, 1
+    assert xen.guest_in(0x10C2 + (slot << 3 | 2) // 2, 1) & 0x0F == 0x0F
+    assert pt_calls(xen, mark) == [
+        c for fn in (2, 1, 0) for c in (("xc_physdev_map_pirq", 20 + fn),
+                                        ("xc_domain_bind_pt_pci_irq", 20 + fn, 0, slot, fn))]
+    xen.guest_out(0xAFE0, 1, 0x08)
+    mark = xen.mark()
+    place_functions(g, slot)
+    assert pt_calls(xen, mark) == mf_setup(slot)
+    # Detach as libxl does: 2 and 1 are only named, 0 is removed.
+    mark = xen.mark()
+    for fn in (2, 1):
+        xs.write(DM + "/parameter", MF[fn])
+    xs.write(DM + "/parameter", MF[0])
+    xs.write(DM + "/command", "pci-rem")
+    time.sleep(0.1)
+    assert pt_calls(xen, mark) == []                 # nothing until the eject
+    assert xen.guest_in(0x10C0, 1) == 3
+    xen.guest_out(0x10C2 + (slot << 3) // 2, 1, 0x01)   # _EJ0 of function 0
+    wait_state(xs, "pci-removed")
+    assert pt_calls(xen, mark) == mf_teardown(slot)
+    for fn in range(3):
+        assert g.cfg_read(slot << 3 | fn, 0) == 0xFFFFFFFF
+    assert not xen.mem_mappings and not xen.pirqs and not xen.pt_irqs
+    g.stop()
+
+
+def test_multifunction_over_qmp(start_daemon, xenstored, xen, tmp_path):
+    """The same with qemu-xen: device_add of functions 2, 1, 0 with
+    addr=5.F (then query-pci, as libxl does); only function 0 raises GPE
+    bit 1. device_del of function 0 and the guest's eject remove all
+    three."""
+    root = vf_sysfs(tmp_path)
+    g = Guest(start_daemon, xenstored, xen, qemu_xen_args,
+              extra_env={"XEN_DM_SYSFS_ROOT": root})
+    q = xendm.QMP.connect(os.path.join(g.dir, "qmp-libxl"))
+    slot = 5
+    xen.guest_out(0xAFE2, 1, 0x02)
+    mark = xen.mark()
+    for fn in (2, 1, 0):
+        q.command("device_add", driver="xen-pci-passthrough", id="pci-pt-07_00.%d" % fn,
+                  hostaddr=MF[fn], addr="%x.%x" % (slot, fn))
+        assert qmp_slot(q, "pci-pt-07_00.%d" % fn) == (slot, fn)
+        if fn:
+            assert xen.guest_in(0xAFE0, 1) & 0x02 == 0
+    assert xen.guest_in(0xAFE0, 1) & 0x02
+    assert xen.guest_in(0xAE00, 4) & (1 << slot)
+    assert pt_calls(xen, mark) == [
+        c for fn in (2, 1, 0) for c in (("xc_physdev_map_pirq", 20 + fn),
+                                        ("xc_domain_bind_pt_pci_irq", 20 + fn, 0, slot, fn))]
+    xen.guest_out(0xAFE0, 1, 0x02)
+    mark = xen.mark()
+    place_functions(g, slot)
+    assert pt_calls(xen, mark) == mf_setup(slot)
+    # A function behind a present function 0 would never be seen: refused,
+    # as is a host function attached twice.
+    r = q.cmd("device_add", driver="xen-pci-passthrough", id="late",
+              hostaddr="0000:05:10.0", addr="%x.3" % slot)
+    assert r["error"]["desc"].startswith("PCI: slot 5 function 0 already occupied")
+    r = q.cmd("device_add", driver="xen-pci-passthrough", id="twice",
+              hostaddr=MF[1], addr="9")
+    assert r["error"]["desc"] == ("host PCI device 0000:07:00.1 is already attached as "
+                                  "'pci-pt-07_00.1'")
+    mark = xen.mark()
+    q.command("device_del", id="pci-pt-07_00.0")
+    assert xen.guest_in(0xAE04, 4) == 1 << slot
+    xen.guest_out(0xAE08, 4, 1 << slot)              # _EJ0
+    gone = [q.wait_event("DEVICE_DELETED")["data"]["device"] for _ in range(3)]
+    assert gone == ["pci-pt-07_00.2", "pci-pt-07_00.1", "pci-pt-07_00.0"]
+    assert pt_calls(xen, mark) == mf_teardown(slot)
+    assert all(qmp_slot(q, "pci-pt-07_00.%d" % fn) is None for fn in range(3))
+    # libxl goes on with device_del of the other functions: they are gone.
+    r = q.cmd("device_del", id="pci-pt-07_00.1")
+    assert r["error"]["class"] == "DeviceNotFound"
+    q.close()
+    g.stop()
