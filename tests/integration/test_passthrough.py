@@ -635,3 +635,31 @@ def test_multifunction_over_qmp(start_daemon, xenstored, xen, tmp_path):
     assert r["error"]["class"] == "DeviceNotFound"
     q.close()
     g.stop()
+
+
+def test_msix_hostile_host_layout_is_hidden(start_daemon, xenstored, xen, tmp_path):
+    """A host whose MSI-X capability points past its BAR: the capability is
+    hidden (the list runs MSI-X-less to PCIe), said so in the log, and the
+    BAR is mapped whole."""
+    root = str(tmp_path / "sysfs")
+    c = fakesysfs.vf_config()
+    c[0x74:0x78] = (0x00003FF3).to_bytes(4, "little")   # 3 entries from BAR3 + 0x3ff0
+    fakesysfs.make_device(root, "0000:05:10.0", c, fakesysfs.VF_RESOURCES, 0,
+                          vendor=0x8086, device=0x10CA, bars={3: bytes(0x4000)})
+    g = Guest(start_daemon, xenstored, xen, qemu_xen_args,
+              extra_env={"XEN_DM_SYSFS_ROOT": root})
+    q = xendm.QMP.connect(os.path.join(g.dir, "qmp-libxl"))
+    q.command("device_add", driver="xen-pci-passthrough", id="pci-pt-05_10.0",
+              hostaddr="0000:05:10.0", addr="6")
+    g.d.wait_log(r"MSI-X capability hidden: table runs past the end of its BAR")
+    devfn = 6 << 3
+    assert g.cfg_read(devfn, 0x34, 1) == 0xA0
+    assert g.cfg_read(devfn, 0xA1, 1) == 0
+    mark = xen.mark()
+    place_vf(g, devfn)
+    assert msix_calls(xen, mark) == [
+        ("xc_domain_memory_mapping", 0xE0000, 0xFBE00, 4, 1),
+        ("xc_domain_memory_mapping", 0xE0010, 0xFBE20, 4, 1)]
+    assert not any(lo <= 0xE0010000 <= hi for lo, hi in g.server.mmio_ranges)
+    q.close()
+    g.stop()
