@@ -9,8 +9,11 @@
  *    (it warns when they differ) and adds the table offset on its own; it
  *    enables MSI-X in the host's message control and writes the host table
  *    entry when the pirq is bound. So the device model never writes the
- *    host's table or its enable/mask-all bits; qemu-xen does not either (it
- *    maps the host table read-only through /dev/mem, to read the PBA).
+ *    host's table, nor its enable/mask-all bits. qemu-xen does not write
+ *    the table either (it maps it read-only through /dev/mem, for the
+ *    vector control and the PBA); it does clear the host's MSI-X enable
+ *    when the guest disables MSI-X. Here that is left to Xen's pirq
+ *    teardown (not verified against a real host).
  *  - xc_domain_update_msi_irq(gvec, pirq, gflags, gtable) binds the pirq to
  *    the guest's vector; gtable is the guest address of the table, which
  *    Xen's msixtbl uses to handle the guest's mask-bit writes for bound
