@@ -869,6 +869,18 @@ static int place_device(struct machine *m, const char *driver, const char *id,
                  pci_find_function(&m->pci, devfn)->name);
         return -EBUSY;
     }
+    /* The guest looks at a slot through function 0 and only when it is
+     * announced: a function added behind a present function 0 would never
+     * be seen (QEMU refuses it the same way). */
+    if (hot && PCI_FUNC(devfn) &&
+        pci_find_function(&m->pci, PCI_DEVFN(PCI_SLOT(devfn), 0))) {
+        snprintf(err, errlen, "PCI: slot %d function 0 already occupied by "
+                 "%s, new func %s cannot be exposed to guest.",
+                 PCI_SLOT(devfn),
+                 pci_find_function(&m->pci, PCI_DEVFN(PCI_SLOT(devfn), 0))->name,
+                 driver);
+        return -EBUSY;
+    }
     d = calloc(1, sizeof(*d));
     if (!d || !(d->id = strdup(id ? id : ""))) {
         free(d);
@@ -953,6 +965,16 @@ int machine_passthrough_add(struct machine *m, const char *host, int vdevfn,
         snprintf(err, errlen, "invalid guest devfn 0x%x", vdevfn);
         return -EINVAL;
     }
+    /* One host function, one guest function: two would share (and fight
+     * over) the same pirqs and BAR mappings. */
+    for (const struct machine_pci_device *d = m->pci_devices; d; d = d->next)
+        if (d->pt && d->pt->host.seg == h.seg && d->pt->host.bus == h.bus &&
+            d->pt->host.dev == h.dev && d->pt->host.fn == h.fn) {
+            snprintf(err, errlen, "host PCI device %04x:%02x:%02x.%u is "
+                     "already attached as '%.64s'", h.seg, h.bus, h.dev, h.fn,
+                     d->id);
+            return -EBUSY;
+        }
     return place_device(m, "xen-pci-passthrough", id, vdevfn < 0 ? -1 : vdevfn,
                         &h, permissive, err, errlen);
 }
