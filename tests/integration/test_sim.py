@@ -117,6 +117,19 @@ def test_cpu_bound_loop_runs_to_its_end(tmp_path):
     assert rc == (0x2a << 1) | 1, err
 
 
+def test_guest_resets_and_a20(tmp_path):
+    # 0xCF9, then the A20 gate of port 0x92 both ways, then its fast reset.
+    rc, serial, err = run_sim("boot_reset", tmp_path=tmp_path)
+    assert rc == (3 << 1) | 1, serial + err
+    assert serial == "boot 1\nboot 2\nboot 3\n"
+
+
+def test_guest_reset_with_no_reboot_exits(tmp_path):
+    rc, serial, err = run_sim("boot_reset", "-no-reboot", tmp_path=tmp_path)
+    assert rc == 0, err
+    assert serial == "boot 1\n"
+
+
 # --- hostile guests ----------------------------------------------------------
 
 
