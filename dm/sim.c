@@ -529,32 +529,35 @@ int sim_run(struct sim *s)
         s->clock_stopped = true;
     }
     while (!loop_quitting(m->loop)) {
-        uint64_t deadline, now, budget, start, spent, done;
+        uint64_t deadline, now, budget, start, slice_ns, icount_before;
         enum x86emu_stop stop;
 
         sim_update_devices(s);
         deadline = sim_next_deadline(s);
         if (m->state != RUN_RUNNING) {
-            rc = loop_run_once(m->loop, wait_ms(s, deadline));
+            /* Paused (the clock stands still), shut down with
+             * -no-shutdown, suspended or failed: only the control planes
+             * can change that. */
+            rc = loop_run_once(m->loop, -1);
             if (rc < 0)
                 break;
             continue;
         }
         now = hw_clock_now(&s->clock);
-        spent = deadline > now ? deadline - now : 0;
-        if (spent > SIM_SLICE_NS)
-            spent = SIM_SLICE_NS;
-        budget = spent / 1000 * s->insn_per_us;
+        slice_ns = deadline > now ? deadline - now : 0;
+        if (slice_ns > SIM_SLICE_NS)
+            slice_ns = SIM_SLICE_NS;
+        budget = slice_ns / 1000 * s->insn_per_us;
         if (budget < 1000)
             budget = 1000;
         start = loop_now_ns();
-        done = s->cpu.x86.icount;
+        icount_before = s->cpu.x86.icount;
         stop = vcpu_run(&s->cpu, budget);
         if (stop == X86EMU_STOP_BUDGET) {
             /* Slices sized to the measured speed: long enough to amortise
              * the poll, short enough to keep the loop responsive. */
             uint64_t ns = loop_now_ns() - start;
-            uint64_t rate = ns ? (s->cpu.x86.icount - done) * 1000 / ns : 0;
+            uint64_t rate = ns ? (s->cpu.x86.icount - icount_before) * 1000 / ns : 0;
 
             if (rate)
                 s->insn_per_us = (s->insn_per_us * 3 + rate) / 4;
