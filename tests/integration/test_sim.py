@@ -199,6 +199,30 @@ def run_pmode_guest(start_daemon):
         time.sleep(0.01)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_random_firmware_does_not_hurt_the_daemon(tmp_path, seed):
+    """Random bytes as firmware: whatever the vCPU makes of them (faults,
+    resets, port and MMIO writes anywhere, power-off), xen-dm survives
+    until told to stop and reports nothing but log lines."""
+    import random
+    rng = random.Random(seed)
+    image = tmp_path / "random.bin"
+    image.write_bytes(bytes(rng.getrandbits(8) for _ in range(64 << 10)))
+    proc = subprocess.Popen([xendm.binary(), "-machine", "sim", "-m", "8", "-bios", str(image),
+                             "-no-reboot", "-serial", "null"],
+                            stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        proc.wait(0.5)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+    _, err = proc.communicate(timeout=xendm.EXIT_TIMEOUT)
+    assert proc.returncode == 0, err[-3000:]
+    bad = [line for line in err.splitlines()
+           if not xendm.LOG_LINE.match(line) or
+           (" xen-dm error: " in line and "protected mode" not in line)]
+    assert bad == []
+
+
 def test_protected_mode_stops_or_runs(start_daemon):
     """Until x86emu has protected mode the vCPU stops with QMP status
     internal-error (system_reset revives it, paused); with it, the guest
