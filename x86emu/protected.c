@@ -156,7 +156,9 @@ static void commit_seg(struct x86emu *cpu, unsigned sreg,
     x86emu_seg_update(cpu, sreg);
 }
 
-/* CS = the code segment d at privilege cpl, EIP = eip. */
+/* CS = the code segment d at privilege cpl, EIP = eip. The accessed bit
+ * is written first: it is the only step that can still fault (a read-only
+ * GDT page), so callers that committed other state set it earlier. */
 static void commit_cs(struct x86emu *cpu, struct desc *d, uint16_t sel,
                       unsigned cpl, uint32_t eip)
 {
@@ -435,6 +437,7 @@ void x86emu_far_call_pm(struct x86emu *cpu, uint16_t sel, uint32_t off,
         frame_current(cpu, &f);
         frame_push(cpu, &f, cpu->seg[X86EMU_SEG_CS].selector, size);
         frame_push(cpu, &f, ret_eip, size);
+        desc_set_accessed(cpu, &d);
         frame_commit(cpu, &f, false);
         commit_cs(cpu, &d, sel, cpl, off);
         return;
@@ -471,6 +474,7 @@ void x86emu_far_call_pm(struct x86emu *cpu, uint16_t sel, uint32_t off,
                        size);
         frame_push(cpu, &f, cpu->seg[X86EMU_SEG_CS].selector, size);
         frame_push(cpu, &f, ret_eip, size);
+        desc_set_accessed(cpu, &td);
         frame_commit(cpu, &f, true);
         commit_cs(cpu, &td, tsel, dpl, toff);
         return;
@@ -478,6 +482,7 @@ void x86emu_far_call_pm(struct x86emu *cpu, uint16_t sel, uint32_t off,
     frame_current(cpu, &f);
     frame_push(cpu, &f, cpu->seg[X86EMU_SEG_CS].selector, size);
     frame_push(cpu, &f, ret_eip, size);
+    desc_set_accessed(cpu, &td);
     frame_commit(cpu, &f, false);
     commit_cs(cpu, &td, tsel, cpl, toff);
 }
@@ -648,6 +653,7 @@ void x86emu_pm_interrupt(struct x86emu *cpu, unsigned vector, uint32_t ret_eip,
     frame_push(cpu, &f, ret_eip, size);
     if (how & X86EMU_INT_ERR)
         frame_push(cpu, &f, err, size);
+    desc_set_accessed(cpu, &td);
     frame_commit(cpu, &f, inner);
     commit_cs(cpu, &td, sel, new_cpl, off);
     /* Interrupt gates also clear IF; trap gates leave it. */
