@@ -40,6 +40,7 @@
 #define IDT 0x2000u
 #define TSS 0x3000u
 #define TSS_IOMAP 0x68u  /* I/O bitmap offset inside the TSS */
+#define LOW_CODE 0x6000u /* for 16-bit gates, which save only IP */
 #define LDT 0x7000u
 #define STUBS 0x8000u    /* 256 stubs of 128 bytes, up to PD */
 #define STUB_SIZE 128u
@@ -69,6 +70,7 @@
 #define SEL_TASK_GATE 0x70
 #define SEL_EXPDOWN32 0x78
 #define SEL_LDT 0x80
+#define SEL_CONFORMING 0x88
 
 /* ------------------------------------------------------------------ */
 /* Programs (NASM syntax in the comments). */
@@ -489,6 +491,27 @@ static const uint8_t code_wait[] = {
     0xcd, 0x43,                              /* int 0x43 */
 };
 
+static const uint8_t code_gate16[] = {
+    0xcd, 0x44,                              /* int 0x44 */
+    0x89, 0x25, 0x04, 0x00, 0x09, 0x00,      /* mov [0x90004], esp */
+    0x89, 0x1d, 0x0c, 0x00, 0x09, 0x00,      /* mov [0x9000c], ebx */
+    0xf4,                                    /* hlt */
+};
+
+static const uint8_t handler_gate16[] = {
+    0x66, 0x67, 0x89, 0x25, 0x08, 0x00, 0x09, 0x00, /* mov [dword 0x90008], esp */
+    0x66, 0x67, 0x8b, 0x1c, 0x24,            /* mov ebx, [esp] */
+    0xcf,                                    /* iret */
+};
+
+static const uint8_t r3_int42[] = {
+    0xcd, 0x42,                              /* int 0x42 */
+};
+
+static const uint8_t r3_spin[] = {
+    0xeb, 0xfe,                              /* jmp $ */
+};
+
 /* ------------------------------------------------------------------ */
 /* The machine. */
 
@@ -652,6 +675,7 @@ static void gdt_build(struct machine *m)
     set_gate(m, GDT + 14 * 8, SEL_TSS, 0, 0x5, 0, true, 0);
     set_desc(m, GDT, 15, DATA, 0xfff, 0x97, 0x40); /* expand-down, B=1 */
     set_desc(m, GDT, 16, LDT, 0x17, 0x82, 0);     /* LDT */
+    set_desc(m, GDT, 17, 0, 0xfffff, 0x9f, FLAG_4K_32); /* conforming */
     /* LDT entry 1 (selector 0x0c): data at DATA. */
     set_desc(m, LDT, 1, DATA, 0xffff, ACC_DATA0, 0);
 }
@@ -1193,6 +1217,80 @@ static void test_task_switch_and_v86_unsupported(void **state)
 /* ------------------------------------------------------------------ */
 /* Exceptions. */
 
+static void test_16bit_interrupt_gate(void **state)
+{
+    struct machine *m = machine_new();
+
+    /* INT 44h through a 16-bit interrupt gate into a 16-bit code segment
+     * (based at CODE0): 16-bit FLAGS, CS and IP are pushed, and a 16-bit
+     * IRET returns to the 32-bit code. Only IP is saved, so the 32-bit
+     * code runs below 64 KiB. */
+    poke(m, LOW_CODE, code_gate16, sizeof(code_gate16));
+    poke(m, CODE0 + 0x1000, handler_gate16, sizeof(handler_gate16));
+    set_gate(m, IDT + 0x44 * 8, SEL_CODE16, 0x1000, 0x6, 0, true, 0);
+    enter_pm(m, 0, LOW_CODE);
+    run_to_halt(m);
+    assert_int_equal(rd32(m, DATA + 8), STACK0 - 6);
+    assert_int_equal(m->cpu.gpr[X86EMU_EBX], SEL_CODE0 << 16 | (LOW_CODE + 2));
+    assert_int_equal(rd32(m, DATA + 4), STACK0);
+    assert_int_equal(m->cpu.seg[X86EMU_SEG_CS].selector, SEL_CODE0);
+    machine_free(m);
+}
+
+struct ts_case {
+    uint16_t ss0;
+    bool external;
+    unsigned vec;
+    uint32_t err;
+};
+
+static void test_bad_tss_stack(void **state)
+{
+    static const struct ts_case cases[] = {
+        {0, false, 10, 0},                              /* null SS0 */
+        {SEL_READ_ONLY, false, 10, SEL_READ_ONLY},      /* wrong type */
+        {SEL_DATA3, false, 10, SEL_DATA3},              /* RPL/DPL != 0 */
+        {0x1000, false, 10, 0x1000},                    /* beyond the GDT */
+        {SEL_NOT_PRESENT, false, 12, SEL_NOT_PRESENT},  /* not present */
+        {0, true, 10, 1},                               /* EXT */
+        {SEL_NOT_PRESENT, true, 12, SEL_NOT_PRESENT | 1},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const struct ts_case *c = &cases[i];
+        struct machine *m = machine_new();
+
+        /* #TS and #SS go to handlers in a conforming segment, which run at
+         * CPL 3 on the ring-3 stack (no stack switch, which would fail
+         * again) and spin instead of halting. */
+        for (unsigned v = 10; v <= 12; v += 2) {
+            set_gate(m, IDT + v * 8, SEL_CONFORMING, STUBS + v * STUB_SIZE,
+                     0xe, 3, true, 0);
+            m->ram[STUBS + v * STUB_SIZE + sizeof(pm_stub) - 1] = 0xeb;
+            m->ram[STUBS + v * STUB_SIZE + sizeof(pm_stub)] = 0xfe;
+        }
+        wr32(m, TSS + 8, c->ss0);
+        if (c->external) {
+            poke(m, CODE3, r3_spin, sizeof(r3_spin));
+            enter_pm(m, 3, CODE3);
+            x86emu_set_eflags(&m->cpu, 0x202);
+            m->pending_vector = 0x42;
+            x86emu_set_intr(&m->cpu, true);
+        } else {
+            poke(m, CODE3, r3_int42, sizeof(r3_int42));
+            enter_pm(m, 3, CODE3);
+        }
+        assert_int_equal(x86emu_run(&m->cpu, 1000), X86EMU_STOP_BUDGET);
+        if (rd32(m, RES_VEC) != c->vec || rd32(m, RES_TOP) != c->err)
+            fail_msg("case %zu: vector %u error %#x", i, rd32(m, RES_VEC),
+                     rd32(m, RES_TOP));
+        assert_int_equal(rd32(m, RES_COUNT), 1);
+        assert_int_equal(rd32(m, RES_TOP4), CODE3); /* at the INT */
+        assert_int_equal(rd32(m, RES_ESP), STACK3 - 16);
+        machine_free(m);
+    }
+}
+
 static void test_double_fault_and_shutdown(void **state)
 {
     struct machine *m = machine_new();
@@ -1480,6 +1578,8 @@ int main(void)
         cmocka_unit_test(test_call_gate_to_ring0_and_back),
         cmocka_unit_test(test_descriptor_instructions),
         cmocka_unit_test(test_task_switch_and_v86_unsupported),
+        cmocka_unit_test(test_16bit_interrupt_gate),
+        cmocka_unit_test(test_bad_tss_stack),
         cmocka_unit_test(test_double_fault_and_shutdown),
         cmocka_unit_test(test_external_interrupt_fault_has_ext),
         cmocka_unit_test(test_paging_4k_and_4m_pages),
