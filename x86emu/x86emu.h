@@ -128,8 +128,9 @@ struct x86emu_dtr {
     uint16_t limit;
 };
 
-/* How the CPU reaches the machine. Addresses are physical (after A20
- * masking). Sizes are 1, 2 or 4; values are little-endian in the low bits.
+/* How the CPU reaches the machine. Addresses are physical (after paging
+ * and A20 masking); page tables, descriptor tables and the TSS are read and
+ * written through these callbacks too. Sizes are 1, 2 or 4; values are little-endian in the low bits.
  * An access that crosses a 4 KiB page boundary arrives as single bytes.
  * Every callback but map_ram is mandatory. */
 struct x86emu_ops {
