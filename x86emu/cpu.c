@@ -390,8 +390,10 @@ void x86emu_probe_write_slow(struct x86emu *cpu, uint32_t lin, unsigned size)
     if (!(cpu->cr0 & X86EMU_CR0_PG))
         return;
     tlb_fill(cpu, lin, true, &phys);
+    /* The second page's fault reports its first byte, as a split access
+     * does. */
     if ((lin & ~X86EMU_PAGE_MASK) > X86EMU_PAGE_SIZE - size)
-        tlb_fill(cpu, lin + size - 1, true, &phys);
+        tlb_fill(cpu, (lin + size - 1) & X86EMU_PAGE_MASK, true, &phys);
 }
 
 void x86emu_lin_write_slow(struct x86emu *cpu, uint32_t lin, uint32_t v,
@@ -436,7 +438,7 @@ void x86emu_lin_write_as(struct x86emu *cpu, uint32_t lin, uint32_t v,
 {
     if ((lin & ~X86EMU_PAGE_MASK) > X86EMU_PAGE_SIZE - size) {
         translate(cpu, lin, true, user, NULL);
-        translate(cpu, lin + size - 1, true, user, NULL);
+        translate(cpu, (lin + size - 1) & X86EMU_PAGE_MASK, true, user, NULL);
         for (unsigned i = 0; i < size; i++)
             phys_write(cpu, translate(cpu, lin + i, true, user, NULL),
                        (v >> (8 * i)) & 0xff, 1);

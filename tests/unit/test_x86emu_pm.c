@@ -512,6 +512,15 @@ static const uint8_t r3_spin[] = {
     0xeb, 0xfe,                              /* jmp $ */
 };
 
+static const uint8_t code_page_end[] = {
+    0xbb, 0x01, 0x00, 0x00, 0x00,            /* mov ebx, 1 */
+    0xcd, 0x43,                              /* int 0x43 */
+};
+
+static const uint8_t code_straddle[] = {
+    0xb8, 0x78, 0x56, 0x34, 0x12,            /* mov eax, 0x12345678 */
+};
+
 /* ------------------------------------------------------------------ */
 /* The machine. */
 
@@ -1420,6 +1429,63 @@ static void test_page_faults(void **state)
     }
 }
 
+static void test_instruction_fetch_at_page_end(void **state)
+{
+    struct machine *m = machine_new();
+
+    /* The page after the code is not present. An instruction that ends
+     * on the page's last byte runs... */
+    poke(m, 0x21000 - sizeof(code_page_end), code_page_end,
+         sizeof(code_page_end));
+    wr32(m, PT0 + 0x21 * 4, 0);
+    enter_pm(m, 0, 0x21000 - sizeof(code_page_end));
+    enable_paging(m);
+    expect_vector(m, 0x43, 0x21000);
+    assert_int_equal(m->cpu.gpr[X86EMU_EBX], 1);
+    machine_free(m);
+
+    /* ...one that straddles into it faults on the missing page, with the
+     * instruction's own address saved. */
+    m = machine_new();
+    poke(m, 0x20ffd, code_straddle, sizeof(code_straddle));
+    wr32(m, PT0 + 0x21 * 4, 0);
+    enter_pm(m, 0, 0x20ffd);
+    enable_paging(m);
+    expect_vector(m, 14, 0);
+    assert_int_equal(rd32(m, RES_TOP4), 0x20ffd);
+    assert_int_equal(m->cpu.cr2, 0x21000);
+    machine_free(m);
+
+    /* Ring 3 fetching from a supervisor page. */
+    m = machine_new();
+    poke(m, CODE3, r3_spin, sizeof(r3_spin));
+    wr32(m, PT0 + (CODE3 >> 12) * 4, CODE3 | 3);
+    enter_pm(m, 3, CODE3);
+    enable_paging(m);
+    expect_vector(m, 14, 5);
+    assert_int_equal(m->cpu.cr2, CODE3);
+    machine_free(m);
+}
+
+static void test_page_crossing_write_checks_both_pages(void **state)
+{
+    struct machine *m = machine_new();
+
+    /* A dword at 0x200ffe: its first half is writable, its second page is
+     * not present. Nothing is written. */
+    poke(m, CODE0, code_pf_write, sizeof(code_pf_write));
+    wr32(m, PT0 + 0x201 * 4, 0);
+    wr32(m, ARG, 0x200ffe);
+    wr16(m, 0x200ffe, 0x1111);
+    enter_pm(m, 0, CODE0);
+    m->cpu.gpr[X86EMU_EBX] = 0xaaaaaaaa;
+    enable_paging(m);
+    expect_vector(m, 14, 2);
+    assert_int_equal(m->cpu.cr2, 0x201000);
+    assert_int_equal(rd16(m, 0x200ffe), 0x1111);
+    machine_free(m);
+}
+
 static void test_invlpg_and_cr3_flush(void **state)
 {
     struct machine *m = machine_new();
@@ -1584,6 +1650,8 @@ int main(void)
         cmocka_unit_test(test_external_interrupt_fault_has_ext),
         cmocka_unit_test(test_paging_4k_and_4m_pages),
         cmocka_unit_test(test_page_faults),
+        cmocka_unit_test(test_instruction_fetch_at_page_end),
+        cmocka_unit_test(test_page_crossing_write_checks_both_pages),
         cmocka_unit_test(test_invlpg_and_cr3_flush),
         cmocka_unit_test(test_page_fault_during_page_fault_is_double_fault),
         cmocka_unit_test(test_cpuid),
