@@ -427,7 +427,6 @@ void sim_reset(struct sim *s)
     i8254_reset(&s->pit);
     if (s->has_rtc)
         rtc_reset(&s->rtc);
-    s->warned_unsupported = false;
 }
 
 void sim_kick(struct sim *s)
@@ -500,16 +499,14 @@ static void handle_stop(struct sim *s, enum x86emu_stop stop)
             machine_reset(m, true, "guest-reset");
         break;
     case X86EMU_STOP_UNSUPPORTED:
-        /* The guest went somewhere x86emu cannot follow (protected mode
-         * before it exists): stop it like an emulation failure, the way
-         * QEMU reports a KVM internal error. */
-        if (!s->warned_unsupported)
-            log_err("guest entered protected mode at %04x:%08" PRIx32
-                    ", which the software CPU does not implement: guest "
-                    "stopped (QMP status internal-error; system_reset revives "
-                    "it)", s->cpu.x86.seg[X86EMU_SEG_CS].selector,
-                    s->cpu.x86.eip);
-        s->warned_unsupported = true;
+        /* The guest went where x86emu cannot follow (a hardware task
+         * switch, virtual-8086 mode): stop it like an emulation failure,
+         * the way QEMU reports a KVM internal error. */
+        log_ratelimited(LOG_ERR, "guest at %04x:%08" PRIx32 " needs what the software CPU "
+                    "does not implement (hardware task switch or virtual-8086 "
+                    "mode): guest stopped (QMP status internal-error; "
+                    "system_reset revives it)",
+                    s->cpu.x86.seg[X86EMU_SEG_CS].selector, s->cpu.x86.eip);
         machine_internal_error(m);
         break;
     default:
