@@ -306,6 +306,18 @@ def test_poweroff_with_no_shutdown_stays(start_daemon):
     assert d.alive()
 
 
+def test_device_state_save_and_load_are_refused(start_daemon):
+    d = start_daemon(sim_args("boot_spin", "-serial", "file:{dir}/serial"), qmp=True)
+    qmp = d.qmp()
+    path = os.path.join(d.dir, "state")
+    with pytest.raises(xendm.QMPError, match="not supported"):
+        qmp.command("xen-save-devices-state", filename=path)
+    open(path, "wb").close()
+    with pytest.raises(xendm.QMPError, match="does not restore state"):
+        qmp.command("xen-load-devices-state", filename=path)
+    assert qmp.command("query-status")["status"] == "running"
+
+
 def test_system_powerdown_refused_without_sim(qmp_daemon):
     with pytest.raises(xendm.QMPError, match="needs -machine sim"):
         qmp_daemon.qmp().command("system_powerdown")
