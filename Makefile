@@ -26,10 +26,22 @@ UNIT_BINS = $(UNIT_SRCS:tests/unit/%.c=tests-bin/%)
 BENCH_SRCS = $(patsubst $(SRCDIR)/%,%,$(wildcard $(SRCDIR)/tests/bench/bench_*.c))
 BENCH_BINS = $(BENCH_SRCS:tests/bench/%.c=tests-bin/%)
 
-.PHONY: all check unit integration bench sst fuzz install clean distclean xenstored-fetch
+.PHONY: all check unit integration bench sst install clean distclean xenstored-fetch guests
 # Keep objects of test and bench programs between runs.
 .SECONDARY:
-all: xen-dm
+all: xen-dm guests
+
+# Test guests for -machine sim: tests/guests/NAME.asm -> tests-bin/guests/NAME.bin,
+# flat BIOS images assembled by nasm; %include finds files in tests/guests/.
+NASM ?= nasm
+GUEST_SRCS = $(patsubst $(SRCDIR)/%,%,$(wildcard $(SRCDIR)/tests/guests/*.asm))
+GUEST_BINS = $(GUEST_SRCS:tests/guests/%.asm=tests-bin/guests/%.bin)
+GUEST_INCS = $(wildcard $(SRCDIR)/tests/guests/*.inc)
+guests: $(GUEST_BINS)
+tests-bin/guests/%.bin: $(SRCDIR)/tests/guests/%.asm $(GUEST_INCS)
+	@mkdir -p $(dir $@)
+	@$(if $(V),,echo "  NASM    $<")
+	$(Q)$(NASM) -f bin -i $(SRCDIR)/tests/guests/ -o $@ $<
 
 # V=1 shows the full commands.
 Q = $(if $(V),,@)
@@ -114,17 +126,16 @@ tests-bin/xendouble_selftest: obj/tests/xendouble/client_selftest.o
 unit: $(UNIT_BINS) $(XS_SHIM) xenstored-fetch
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(XENSTORED_ENV) ./$$t; done
 
-integration: xen-dm $(XS_SHIM) xenstored-fetch $(XENDOUBLE_BINS)
+integration: xen-dm $(GUEST_BINS) $(XS_SHIM) xenstored-fetch $(XENDOUBLE_BINS)
 	XEN_DM=$(abspath xen-dm) $(XENSTORED_ENV) $(PYTHON) -m pytest -q $(SRCDIR)/tests/integration
 
 # Unit tests, then the integration tests against the real daemon.
-check: xen-dm $(UNIT_BINS) $(XS_SHIM) xenstored-fetch $(XENDOUBLE_BINS) tests-bin/sst-run tests-bin/fuzz-replay
+check: xen-dm $(GUEST_BINS) $(UNIT_BINS) $(XS_SHIM) xenstored-fetch $(XENDOUBLE_BINS) tests-bin/sst-run
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $(XENSTORED_ENV) ./$$t; done
-	./tests-bin/fuzz-replay $(FUZZ_SEEDS)
 	@$(MAKE) --no-print-directory sst
 	XEN_DM=$(abspath xen-dm) $(XENSTORED_ENV) $(PYTHON) -m pytest -q $(SRCDIR)/tests/integration
 
-bench: xen-dm $(BENCH_BINS) $(XS_SHIM) xenstored-fetch $(XENDOUBLE_BINS)
+bench: xen-dm $(GUEST_BINS) $(BENCH_BINS) $(XS_SHIM) xenstored-fetch $(XENDOUBLE_BINS)
 	@set -e; for b in $(BENCH_BINS); do ./$$b; done
 	@set -e; for b in $(SRCDIR)/tests/bench/*.py; do XEN_DM=$(abspath xen-dm) $(XENSTORED_ENV) $(PYTHON) $$b; done
 
@@ -143,6 +154,8 @@ FUZZ_CFLAGS = -std=gnu11 -O0 -g -fsanitize=fuzzer,address,undefined \
               -fno-sanitize-recover=all $(WARN)
 FUZZ_ENV = ASAN_OPTIONS=clear_shadow_mmap_threshold=1000000000
 FUZZ_SEEDS = $(SRCDIR)/tests/fuzz/corpus $(SRCDIR)/tests/fuzz/regressions
+.PHONY: fuzz fuzz-replay
+check: fuzz-replay
 
 tests-bin/fuzz_x86emu: $(SRCDIR)/tests/fuzz/fuzz_x86emu.c \
                        $(wildcard $(SRCDIR)/x86emu/*.c $(SRCDIR)/x86emu/*.h)
@@ -154,6 +167,9 @@ tests-bin/fuzz_x86emu: $(SRCDIR)/tests/fuzz/fuzz_x86emu.c \
 tests-bin/fuzz-replay: obj/tests/fuzz/replay.o obj/tests/fuzz/fuzz_x86emu.o libxendm.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
+
+fuzz-replay: tests-bin/fuzz-replay
+	./tests-bin/fuzz-replay $(FUZZ_SEEDS)
 
 fuzz: tests-bin/fuzz_x86emu
 	@mkdir -p tests-bin/fuzz-corpus tests-bin/fuzz-findings

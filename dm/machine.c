@@ -21,6 +21,7 @@ const char *run_state_name(enum run_state s)
     case RUN_PAUSED: return "paused";
     case RUN_SUSPENDED: return "suspended";
     case RUN_SHUTDOWN: return "shutdown";
+    case RUN_INTERNAL_ERROR: return "internal-error";
     }
     return "?";
 }
@@ -85,6 +86,14 @@ void machine_set_platform_ops(struct machine *m,
 
 /* --- requests from the guest -------------------------------------------- */
 
+/* The software CPU runs the guest in slices; a request that must take effect
+ * before the guest's next instruction ends the slice. */
+static void kick_cpu(struct machine *m)
+{
+    if (m->has_sim)
+        sim_kick(&m->sim);
+}
+
 /* Guest resets and power-offs arrive from inside a device's register
  * handler; acting on them there would reset the device under its own feet,
  * so they run from the event loop once the access has completed. */
@@ -98,6 +107,10 @@ static void run_guest_reset(void *opaque)
         m->platform_ops.reboot(m->platform_ops.opaque);
         return;
     }
+    if (m->has_sim && m->opts->no_reboot) {
+        machine_shutdown(m, true, m->pending_reset_reason);
+        return;
+    }
     machine_reset(m, true, m->pending_reset_reason);
 }
 
@@ -107,6 +120,15 @@ static void request_reset(void *opaque, const char *reason)
 
     m->pending_reset_reason = reason;
     loop_defer(m->loop, &m->reset_work);
+    kick_cpu(m);
+}
+
+static void a20_changed(void *opaque, bool enabled)
+{
+    struct machine *m = opaque;
+
+    if (m->has_sim)
+        sim_set_a20(&m->sim, enabled);
 }
 
 static void run_guest_poweroff(void *opaque)
@@ -134,6 +156,7 @@ static void request_poweroff(void *opaque)
     struct machine *m = opaque;
 
     loop_defer(m->loop, &m->poweroff_work);
+    kick_cpu(m);
 }
 
 static void run_guest_suspend(void *opaque)
@@ -159,6 +182,7 @@ static void request_suspend(void *opaque)
     struct machine *m = opaque;
 
     loop_defer(m->loop, &m->suspend_work);
+    kick_cpu(m);
 }
 
 void machine_set_disks(struct machine *m, struct disk_list *disks)
@@ -209,9 +233,31 @@ static int add_command_line_devices(struct machine *m)
                 log_err("-device %s: %s", dev, err);
                 return rc;
             }
+        } else if (!strncmp(dev, "isa-debug-exit", 14) ||
+                   !strncmp(dev, "isa-debugcon", 12)) {
+            /* The software machine's devices (sim.c). */
+            if (!m->has_sim)
+                log_warn("-device %s: only with -machine sim; ignored", dev);
         } else {
             log_warn("-device %s: not supported yet; ignored", dev);
         }
+    }
+    /* Byte-stream chardevs only mean something to a device that names
+     * them; libxl's channels (virtserialport) are not emulated. */
+    for (unsigned b = 0; b < o->n_backends; b++) {
+        char ref[80];
+        bool used = false;
+
+        snprintf(ref, sizeof(ref), ",chardev=%s", o->backend_ids[b]);
+        for (unsigned i = 0; i < o->n_devices && !used; i++) {
+            const char *hit = strstr(o->devices[i], ref);
+
+            used = m->has_sim && !strncmp(o->devices[i], "isa-debugcon", 12) &&
+                   hit && (hit[strlen(ref)] == '\0' || hit[strlen(ref)] == ',');
+        }
+        if (!used)
+            log_warn("-chardev %s,id=%s: no emulated device uses it; ignored",
+                     o->backend_specs[b], o->backend_ids[b]);
     }
     for (; n < o->n_drives; n++) {
         rc = drive_parse(o->drives[n], &drives[n], err, sizeof(err));
@@ -240,6 +286,14 @@ void machine_set_log_dirty(struct machine *m, bool on)
     m->log_dirty = on;
     if (m->platform_ops.set_log_dirty)
         m->platform_ops.set_log_dirty(m->platform_ops.opaque, on);
+}
+
+int machine_powerdown(struct machine *m)
+{
+    if (!m->has_sim || !m->has_pm)
+        return -EOPNOTSUPP;
+    log_info("power button pressed");
+    return piix4_pm_power_button(&m->pm);
 }
 
 int machine_wakeup(struct machine *m)
@@ -393,6 +447,9 @@ static int add_acpi(struct machine *m)
         .fixed_pmba = trad,
         .sci_en_at_reset = trad,
         .ncpus_online = online_vcpus(o, extra),
+        /* Without Xen, PM1a_EVT and the PM timer are ours. */
+        .emulate_pm1_evt_and_timer = m->has_sim,
+        .clock = m->has_sim ? &m->sim.clock : NULL,
     };
     struct piix4_pm_ops pm_ops = {
         .request_poweroff = request_poweroff,
@@ -480,7 +537,8 @@ static int add_serial_ports(struct machine *m)
 int machine_init(struct machine *m, const struct dm_options *opts,
                  struct loop *loop)
 {
-    struct piix3_ops piix3_ops = {.request_reset = request_reset, .opaque = m};
+    struct piix3_ops piix3_ops = {.request_reset = request_reset,
+                                  .a20_changed = a20_changed, .opaque = m};
     struct cmos_config cmos_cfg;
     struct guest_memory mem;
     uint64_t ram = opts->ram_mb << 20;
@@ -527,6 +585,15 @@ int machine_init(struct machine *m, const struct dm_options *opts,
     rc = piix_ide_init(&m->ide, &m->pci);
     if (rc < 0)
         goto out;
+    if (opts->sim) {
+        /* Before the PM function: it needs the sim clock. */
+        m->has_sim = true;
+        rc = sim_init(&m->sim, m);
+        if (rc < 0)
+            goto out;
+        /* No hypervisor: interrupts go to the software PIC. */
+        m->irq_backend = &m->sim.irq;
+    }
     if (opts->acpi) {
         rc = add_acpi(m);
     } else if (opts->platform_device) {
@@ -552,6 +619,11 @@ int machine_init(struct machine *m, const struct dm_options *opts,
     rc = add_serial_ports(m);
     if (rc < 0)
         goto out;
+    if (m->has_sim) {
+        rc = sim_add_devices(&m->sim);
+        if (rc < 0)
+            goto out;
+    }
     m->building = true;
     rc = add_command_line_devices(m);
     m->building = false;
@@ -581,6 +653,11 @@ void machine_fini(struct machine *m)
         charbe_close(m->serial[i]);
     }
     m->n_uarts = 0;
+    if (m->has_sim) {
+        m->irq_backend = NULL;
+        sim_fini(&m->sim);
+        m->has_sim = false;
+    }
     if (m->has_hotplug)
         pcihp_fini(&m->hotplug);
     if (m->has_platform)
@@ -620,7 +697,12 @@ void machine_reset(struct machine *m, bool guest, const char *reason)
     struct machine_event ev = {.kind = MACHINE_EVENT_RESET, .guest = guest,
                                .reason = reason};
 
-    log_info("machine reset (%s)", reason);
+    /* A guest can reset in a loop (a triple fault every boot on the
+     * software machine), so its resets are rate-limited. */
+    if (guest)
+        log_ratelimited(LOG_INFO, "machine reset (%s)", reason);
+    else
+        log_info("machine reset (%s)", reason);
     pci_host_reset(&m->host);
     /* Every PCI function, the PM device's GPE0 block included, before the
      * hot-plug controller: it flushes pending removals and may raise GPEs
@@ -630,6 +712,21 @@ void machine_reset(struct machine *m, bool guest, const char *reason)
         uart_reset(&m->uarts[i]);
     if (m->has_hotplug)
         pcihp_reset(&m->hotplug);
+    if (m->has_sim)
+        sim_reset(&m->sim);
+    /* As QEMU: a machine that needed a reset comes back paused. */
+    if (m->state == RUN_INTERNAL_ERROR)
+        m->state = RUN_PAUSED;
+    notify(m, &ev);
+}
+
+void machine_internal_error(struct machine *m)
+{
+    struct machine_event ev = {.kind = MACHINE_EVENT_STOP};
+
+    if (m->state == RUN_SHUTDOWN)
+        return;
+    m->state = RUN_INTERNAL_ERROR;
     notify(m, &ev);
 }
 
@@ -772,6 +869,18 @@ static int place_device(struct machine *m, const char *driver, const char *id,
                  pci_find_function(&m->pci, devfn)->name);
         return -EBUSY;
     }
+    /* The guest looks at a slot through function 0 and only when it is
+     * announced: a function added behind a present function 0 would never
+     * be seen (QEMU refuses it the same way). */
+    if (hot && PCI_FUNC(devfn) &&
+        pci_find_function(&m->pci, PCI_DEVFN(PCI_SLOT(devfn), 0))) {
+        snprintf(err, errlen, "PCI: slot %d function 0 already occupied by "
+                 "%s, new func %s cannot be exposed to guest.",
+                 PCI_SLOT(devfn),
+                 pci_find_function(&m->pci, PCI_DEVFN(PCI_SLOT(devfn), 0))->name,
+                 driver);
+        return -EBUSY;
+    }
     d = calloc(1, sizeof(*d));
     if (!d || !(d->id = strdup(id ? id : ""))) {
         free(d);
@@ -856,6 +965,16 @@ int machine_passthrough_add(struct machine *m, const char *host, int vdevfn,
         snprintf(err, errlen, "invalid guest devfn 0x%x", vdevfn);
         return -EINVAL;
     }
+    /* One host function, one guest function: two would share (and fight
+     * over) the same pirqs and BAR mappings. */
+    for (const struct machine_pci_device *d = m->pci_devices; d; d = d->next)
+        if (d->pt && d->pt->host.seg == h.seg && d->pt->host.bus == h.bus &&
+            d->pt->host.dev == h.dev && d->pt->host.fn == h.fn) {
+            snprintf(err, errlen, "host PCI device %04x:%02x:%02x.%u is "
+                     "already attached as '%.64s'", h.seg, h.bus, h.dev, h.fn,
+                     d->id);
+            return -EBUSY;
+        }
     return place_device(m, "xen-pci-passthrough", id, vdevfn < 0 ? -1 : vdevfn,
                         &h, permissive, err, errlen);
 }

@@ -27,6 +27,7 @@
 #include "../lib/loop.h"
 #include "fdset.h"
 #include "options.h"
+#include "sim.h"
 
 enum run_state {
     RUN_PRELAUNCH,
@@ -34,6 +35,9 @@ enum run_state {
     RUN_PAUSED,
     RUN_SUSPENDED,
     RUN_SHUTDOWN,
+    /* -machine sim: the vCPU met something it cannot emulate; only a
+     * reset (QMP system_reset) revives it, into paused as in QEMU. */
+    RUN_INTERNAL_ERROR,
 };
 
 enum machine_event_kind {
@@ -132,6 +136,9 @@ struct machine {
     /* Disks described by -drive or xenstore's vbd keys. */
     struct disk_list disks;
     bool building; /* machine_init is running: devices are cold-plugged */
+    /* -machine sim: the vCPU, the devices Xen would emulate, the run loop. */
+    bool has_sim;
+    struct sim sim;
 };
 
 int machine_init(struct machine *m, const struct dm_options *opts,
@@ -157,6 +164,10 @@ void machine_shutdown(struct machine *m, bool guest, const char *reason);
 
 const char *run_state_name(enum run_state s);
 
+/* -machine sim: the vCPU cannot go on; the machine stops in
+ * RUN_INTERNAL_ERROR and says so to observers (QMP STOP). */
+void machine_internal_error(struct machine *m);
+
 /* Takes over the disk list (from -drive or xenstore) and logs it: the IDE
  * engine that will serve it is not emulated yet. */
 void machine_set_disks(struct machine *m, struct disk_list *disks);
@@ -164,6 +175,10 @@ void machine_set_disks(struct machine *m, struct disk_list *disks);
 /* Live-migration dirty logging (QMP xen-set-global-dirty-log, xenstore
  * logdirty/cmd). */
 void machine_set_log_dirty(struct machine *m, bool on);
+
+/* The ACPI power button (QMP system_powerdown): -machine sim only, where
+ * PM1a is ours; -EOPNOTSUPP otherwise. */
+int machine_powerdown(struct machine *m);
 
 /* S3 wake-up (QMP system_wakeup). */
 int machine_wakeup(struct machine *m);

@@ -243,6 +243,12 @@ int main(int argc, char **argv)
                  XEN_DM_VERSION, d.opts.domid,
                  d.opts.flavour == FLAVOUR_QEMU_TRAD ? "qemu-trad" : "qemu-xen",
                  d.opts.machine_type);
+    } else if (d.opts.sim) {
+        rc = restore_state(&d);
+        if (rc < 0)
+            goto out;
+        log_info("xen-dm %s: software machine, %llu MiB", XEN_DM_VERSION,
+                 (unsigned long long)d.opts.ram_mb);
     } else {
         rc = restore_state(&d);
         if (rc < 0)
@@ -254,7 +260,10 @@ int main(int argc, char **argv)
     rc = start_sockets(&d);
     if (rc < 0)
         goto out;
-    rc = loop_run(d.loop);
+    if (d.opts.sim)
+        rc = sim_run(&d.machine.sim);
+    else
+        rc = loop_run(d.loop);
 out:
     stop_all(&d);
     if (rc < 0) {

@@ -141,9 +141,11 @@ static int opt_machine(struct parse_state *st, const char *arg)
         else if (!strncmp(tok, "type=", 5))
             type = tok + 5;
         else if (!strncmp(tok, "accel=", 6)) {
-            if (strcmp(tok + 6, "xen") && strcmp(tok + 6, "qtest")) {
-                rc = fail("accelerator '%s' not supported (xen or qtest)%s",
-                          tok + 6, "");
+            /* tcg: the software CPU, which is what -machine sim is. */
+            if (strcmp(tok + 6, "xen") && strcmp(tok + 6, "qtest") &&
+                strcmp(tok + 6, "tcg")) {
+                rc = fail("accelerator '%s' not supported (xen, qtest or "
+                          "tcg)%s", tok + 6, "");
                 break;
             }
         }
@@ -151,13 +153,16 @@ static int opt_machine(struct parse_state *st, const char *arg)
          * QEMU's migration stream and memory layout we accept as given. */
         if (!type)
             continue;
-        if (strcmp(type, "xenfv") && strcmp(type, "pc")) {
-            rc = fail("machine type '%s' not supported (xenfv or pc)%s", type,
-                      "");
+        if (strcmp(type, "xenfv") && strcmp(type, "pc") &&
+            strcmp(type, "sim")) {
+            rc = fail("machine type '%s' not supported (xenfv, pc or sim)%s",
+                      type, "");
             break;
         }
         rc = replace(&st->o->machine_type, type);
-        st->o->platform_device = !strcmp(type, "xenfv");
+        /* sim keeps xenfv's device set so guests see the real machine. */
+        st->o->sim = !strcmp(type, "sim");
+        st->o->platform_device = strcmp(type, "pc") != 0;
         if (rc < 0)
             break;
     }
@@ -269,18 +274,85 @@ static int opt_qmp(struct parse_state *st, const char *arg)
     return rc;
 }
 
+/* "-chardev file,id=ID,path=P" and its stdio/null/pty siblings: byte
+ * streams for devices (-device isa-debugcon,chardev=ID), kept as the spec
+ * lib/charbe.h opens. */
+static int add_backend(struct parse_state *st, const char *arg)
+{
+    char *copy = strdup(arg), *save = NULL, *tok, *kind;
+    const char *id = NULL, *path = NULL;
+    char spec[4200];
+    unsigned n = st->o->n_backends;
+    int rc = 0;
+
+    if (!copy)
+        return -ENOMEM;
+    kind = strtok_r(copy, ",", &save);
+    if (!kind || (strcmp(kind, "file") && strcmp(kind, "stdio") &&
+                  strcmp(kind, "null") && strcmp(kind, "pty"))) {
+        /* Channels over other backends are a later feature. */
+        log_warn("-chardev %s: only socket (monitors), file, stdio, null "
+                 "and pty chardevs are supported; ignored", arg);
+        goto out;
+    }
+    for (tok = strtok_r(NULL, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!strncmp(tok, "id=", 3))
+            id = tok + 3;
+        else if (!strncmp(tok, "path=", 5))
+            path = tok + 5;
+        else if (strcmp(tok, "signal=off") && strcmp(tok, "signal=on") &&
+                 strcmp(tok, "mux=off")) {
+            rc = fail("-chardev: unsupported parameter '%s'%s", tok, "");
+            goto out;
+        }
+    }
+    if (!id || !*id) {
+        rc = fail("-chardev %s: %s", arg, "id= is required");
+        goto out;
+    }
+    if (!strcmp(kind, "file") && path && *path) {
+        snprintf(spec, sizeof(spec), "file:%s", path);
+    } else if (strcmp(kind, "file") && !path) {
+        snprintf(spec, sizeof(spec), "%s", kind);
+    } else {
+        rc = fail("-chardev %s: %s", arg, strcmp(kind, "file")
+                                              ? "path= only goes with file"
+                                              : "file needs path=");
+        goto out;
+    }
+    if (options_backend(st->o, id)) {
+        rc = fail("-chardev: duplicate id '%s'%s", id, "");
+        goto out;
+    }
+    if (n == OPT_MAX_LIST) {
+        rc = fail("-chardev %s: %s", arg, "too many chardevs");
+        goto out;
+    }
+    st->o->backend_ids[n] = strdup(id);
+    st->o->backend_specs[n] = strdup(spec);
+    st->o->n_backends++;
+    if (!st->o->backend_ids[n] || !st->o->backend_specs[n])
+        rc = -ENOMEM;
+out:
+    free(copy);
+    return rc;
+}
+
+const char *options_backend(const struct dm_options *o, const char *id)
+{
+    for (unsigned i = 0; i < o->n_backends; i++)
+        if (o->backend_ids[i] && !strcmp(o->backend_ids[i], id))
+            return o->backend_specs[i];
+    return NULL;
+}
+
 static int opt_chardev(struct parse_state *st, const char *arg)
 {
     struct chardev_spec spec;
     char err[160];
 
-    /* Channels (pty chardevs for libxl "channel" devices) are a later
-     * feature; a monitor's socket chardev is what matters now. */
-    if (strncmp(arg, "socket,", 7)) {
-        log_warn("-chardev %s: only socket chardevs (monitors) are supported "
-                 "yet; ignored", arg);
-        return 0;
-    }
+    if (strncmp(arg, "socket,", 7))
+        return add_backend(st, arg);
     if (chardev_parse(arg, true, &spec, err, sizeof(err)) < 0)
         return fail("-chardev %s: %s", arg, err);
     if (!spec.id) {
@@ -292,6 +364,26 @@ static int opt_chardev(struct parse_state *st, const char *arg)
         return fail("-chardev %s: %s", arg, "too many chardevs");
     }
     st->chardevs[st->n_chardevs++] = spec;
+    return 0;
+}
+
+static int opt_bios(struct parse_state *st, const char *arg)
+{
+    if (!*arg)
+        return fail("-bios needs a file name%s%s", "", "");
+    return replace(&st->o->bios, arg);
+}
+
+static int opt_debugcon(struct parse_state *st, const char *arg)
+{
+    if (!*arg)
+        return fail("-debugcon needs a character device%s%s", "", "");
+    return replace(&st->o->debugcon, arg);
+}
+
+static int opt_no_reboot(struct parse_state *st, const char *arg)
+{
+    st->o->no_reboot = true;
     return 0;
 }
 
@@ -465,7 +557,7 @@ static const struct opt options[] = {
     {"d", true, OPT_SUPPORTED, opt_trad_domid, "serve domain N (qemu-trad flavour)"},
     {"name", true, OPT_SUPPORTED, opt_name, "guest name, used in logs"},
     {"domain-name", true, OPT_SUPPORTED, opt_name, "guest name (qemu-trad)"},
-    {"machine", true, OPT_SUPPORTED, opt_machine, "xenfv (with platform device) or pc"},
+    {"machine", true, OPT_SUPPORTED, opt_machine, "xenfv (with platform device), pc, or sim (no hypervisor: the software CPU runs the guest)"},
     {"M", true, OPT_SUPPORTED, opt_machine, "machine type (qemu-trad)"},
     {"m", true, OPT_SUPPORTED, opt_memory, "guest RAM in MiB (or with K/M/G)"},
     {"smp", true, OPT_SUPPORTED, opt_smp, "N[,maxcpus=M] vCPUs"},
@@ -475,9 +567,12 @@ static const struct opt options[] = {
     {"no-acpi", false, OPT_SUPPORTED, opt_no_acpi, "no ACPI PM function"},
     {"S", false, OPT_SUPPORTED, opt_flag_paused, "start paused (prelaunch) until QMP cont"},
     {"no-shutdown", false, OPT_SUPPORTED, opt_no_shutdown, "on guest power-off stop, do not exit"},
+    {"no-reboot", false, OPT_SUPPORTED, opt_no_reboot, "sim: exit instead of resetting on a guest reset or triple fault"},
+    {"bios", true, OPT_SUPPORTED, opt_bios, "FILE sim: firmware image (64 KiB multiple, <= 1 MiB) at the top of 4 GiB and 1 MiB"},
+    {"debugcon", true, OPT_SUPPORTED, opt_debugcon, "SPEC sim: debug console on port 0xE9 (backends as -serial)"},
     {"boot", true, OPT_SUPPORTED, opt_boot, "[order=]DRIVES boot order (a c d n)"},
     /* Control sockets. */
-    {"chardev", true, OPT_SUPPORTED, opt_chardev, "socket,id=ID,path=PATH|fd=N,server=on,wait=off"},
+    {"chardev", true, OPT_SUPPORTED, opt_chardev, "socket,id=ID,path=PATH|fd=N,server=on,wait=off, or file,id=ID,path=P | stdio,id=ID | null,id=ID | pty,id=ID"},
     {"mon", true, OPT_SUPPORTED, opt_mon, "chardev=ID,mode=control: QMP on that chardev"},
     {"qmp", true, OPT_SUPPORTED, opt_qmp, "unix:PATH,server=on,wait=off: QMP socket"},
     {"qtest", true, OPT_SUPPORTED, opt_qtest, "unix:PATH[,server=on,wait=off] | stdio: qtest protocol"},
@@ -492,7 +587,7 @@ static const struct opt options[] = {
     /* Recognised from libxl's command lines; the features come later. */
     {"serial", true, OPT_SUPPORTED, opt_serial, "COM1, COM2 backend: pty, stdio, file:PATH, null, none, unix:PATH[,server]"},
     {"drive", true, OPT_SUPPORTED, opt_drive, "disk (if=ide): described and listed; the IDE engine is not emulated yet"},
-    {"device", true, OPT_SUPPORTED, opt_device, "pci-testdev[,id=ID][,addr=S[.F]], ide-cd/ide-hd for -drive; others logged and ignored"},
+    {"device", true, OPT_SUPPORTED, opt_device, "pci-testdev[,id=ID][,addr=S[.F]], ide-cd/ide-hd for -drive; sim: isa-debug-exit[,iobase=P][,iosize=N], isa-debugcon[,iobase=P],chardev=ID; others logged and ignored"},
     {"netdev", true, OPT_NOT_YET, NULL, "network backend"},
     {"net", true, OPT_NOT_YET, NULL, "network device/backend"},
     {"incoming", true, OPT_SUPPORTED, opt_incoming, "fd:N restore device state from descriptor N (qemu-xen)"},
@@ -558,6 +653,34 @@ static void defaults(struct dm_options *o)
     o->incoming_fd = -1;
 }
 
+/* Options that only make sense with or without the software machine. */
+static int check_sim(const struct dm_options *o)
+{
+    if (!o->sim) {
+        if (o->bios)
+            return fail("-bios needs -machine sim (under Xen hvmloader is "
+                        "the firmware)%s%s", "", "");
+        if (o->debugcon)
+            return fail("-debugcon needs -machine sim%s%s", "", "");
+        return 0;
+    }
+    if (o->domid >= 0)
+        return fail("-machine sim runs without a hypervisor: it cannot "
+                    "serve a domain%s%s", "", "");
+    if (!o->bios)
+        return fail("-machine sim needs -bios FILE (the guest's firmware "
+                    "image)%s%s", "", "");
+    /* x86emu is a 32-bit CPU without PAE, and ROM and MMIO need room. */
+    if (o->ram_mb > (0xe0000000ull >> 20)) {
+        char mb[24];
+
+        snprintf(mb, sizeof(mb), "%llu", (unsigned long long)o->ram_mb);
+        return fail("-machine sim: %s MiB of RAM is more than the 3584 MiB "
+                    "a 32-bit guest can address below the MMIO hole%s", mb, "");
+    }
+    return 0;
+}
+
 int options_parse(int argc, char **argv, struct dm_options *o)
 {
     struct parse_state st = {.o = o};
@@ -599,6 +722,8 @@ int options_parse(int argc, char **argv, struct dm_options *o)
     }
     if (rc == 0 && !st.exit_now)
         rc = resolve_monitors(&st);
+    if (rc == 0 && !st.exit_now)
+        rc = check_sim(o);
     for (unsigned c = 0; c < st.n_chardevs; c++)
         chardev_spec_clear(&st.chardevs[c]);
     for (unsigned m = 0; m < st.n_mons; m++)
@@ -617,6 +742,12 @@ void options_free(struct dm_options *o)
     free(o->vcpu_avail);
     free(o->boot_order);
     free(o->loadvm);
+    free(o->bios);
+    free(o->debugcon);
+    for (unsigned i = 0; i < o->n_backends; i++) {
+        free(o->backend_ids[i]);
+        free(o->backend_specs[i]);
+    }
     chardev_spec_clear(&o->qtest);
     for (unsigned i = 0; i < o->n_qmp; i++)
         chardev_spec_clear(&o->qmp[i]);

@@ -25,7 +25,13 @@ struct dm_options {
     int domid; /* -1: attach to no domain */
     char *name;
     uint64_t ram_mb;
-    char *machine_type; /* "xenfv" or "pc" */
+    char *machine_type; /* "xenfv", "pc" or "sim" */
+    /* -machine sim: no hypervisor; x86emu runs the guest on the xenfv
+     * chipset plus the devices Xen would otherwise emulate. */
+    bool sim;
+    char *bios;     /* -bios FILE: the firmware image (sim) */
+    char *debugcon; /* -debugcon SPEC: port 0xE9 console backend (sim) */
+    bool no_reboot; /* a guest reset or triple fault ends the process */
     bool platform_device;
     bool acpi;
     bool start_paused; /* -S */
@@ -46,7 +52,15 @@ struct dm_options {
     unsigned n_drives, n_devices;
     char *drives[OPT_MAX_LIST];
     char *devices[OPT_MAX_LIST];
+    /* -chardev backends that are not sockets (file, stdio, null, pty),
+     * as charbe specs, for -device ...,chardev=ID to name. */
+    unsigned n_backends;
+    char *backend_ids[OPT_MAX_LIST];
+    char *backend_specs[OPT_MAX_LIST];
 };
+
+/* The charbe spec of the -chardev backend named id, or NULL. */
+const char *options_backend(const struct dm_options *o, const char *id);
 
 /* Returns 0 to run, 1 when the options asked for something that is already
  * done (--help, --version, -trace help), or a negative errno after printing

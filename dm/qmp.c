@@ -263,6 +263,17 @@ static json_object *cmd_system_reset(struct qmp_request *req)
     return json_object_new_object();
 }
 
+static json_object *cmd_system_powerdown(struct qmp_request *req)
+{
+    if (!no_arguments(req))
+        return NULL;
+    if (machine_powerdown(req->s->m) < 0)
+        return set_error(req, "GenericError",
+                         "system_powerdown needs -machine sim with ACPI "
+                         "(under Xen the power button is the hypervisor's)");
+    return json_object_new_object();
+}
+
 static void quit_now(void *opaque)
 {
     struct qmp_server *s = opaque;
@@ -815,6 +826,7 @@ static const struct {
     {"stop", cmd_stop},
     {"cont", cmd_cont},
     {"system_reset", cmd_system_reset},
+    {"system_powerdown", cmd_system_powerdown},
     {"quit", cmd_quit},
     {"query-pci", cmd_query_pci},
     {"device_add", cmd_device_add},

@@ -18,8 +18,9 @@
  * 0xC0000-0xFFFFF is ordinary RAM in the guest's p2m, so accesses there never
  * reach a device model and there is nothing PAM or SMRAM could steer; what
  * matters is that firmware reads back what it wrote (SeaBIOS and hvmloader
- * both touch PAM). A software machine that wants shadow-RAM semantics can
- * read the bytes from fn.config.
+ * both touch PAM). The software machine does have a legacy window to steer:
+ * it registers a PAM listener and is told the segments' modes on every
+ * change.
  *
  * Reset restores the power-on bytes, as the chip does. QEMU has no reset
  * handler for them and keeps PAM/SMRAM across a reset; under Xen nobody can
@@ -61,9 +62,35 @@ static const char *i440fx_reg_name(unsigned reg)
     return NULL;
 }
 
+static void i440fx_pam_notify(struct i440fx *s)
+{
+    uint8_t mode[I440FX_PAM_SEGMENTS];
+    const uint8_t *pam = &s->fn.config[I440FX_PAM0];
+
+    if (!s->pam.changed)
+        return;
+    for (unsigned seg = 0; seg < 12; seg++) {
+        uint8_t byte = pam[1 + seg / 2];
+
+        mode[seg] = (seg & 1 ? byte >> 4 : byte) & (I440FX_PAM_RE | I440FX_PAM_WE);
+    }
+    for (unsigned seg = 12; seg < I440FX_PAM_SEGMENTS; seg++)
+        mode[seg] = (pam[0] >> 4) & (I440FX_PAM_RE | I440FX_PAM_WE);
+    s->pam.changed(s->pam.opaque, mode);
+}
+
+void i440fx_set_pam_listener(struct i440fx *s,
+                             const struct i440fx_pam_listener *l)
+{
+    s->pam = l ? *l : (struct i440fx_pam_listener){0};
+    i440fx_pam_notify(s);
+}
+
 static void i440fx_config_write(struct pci_function *f, unsigned reg,
                                 uint32_t value, unsigned size)
 {
+    struct i440fx *s = f->opaque;
+
     for (unsigned i = 0; i < size; i++) {
         const char *name = i440fx_reg_name(reg + i);
 
@@ -71,16 +98,25 @@ static void i440fx_config_write(struct pci_function *f, unsigned reg,
             trace(trace_i440fx, "%s <- 0x%02x (now 0x%02x)", name,
                   (value >> (8 * i)) & 0xff, f->config[reg + i]);
     }
+    if (reg < I440FX_PAM0 + I440FX_PAM_COUNT && reg + size > I440FX_PAM0)
+        i440fx_pam_notify(s);
+}
+
+static void i440fx_function_reset(struct pci_function *f)
+{
+    i440fx_pam_notify(f->opaque);
 }
 
 static const struct pci_function_ops i440fx_ops = {
     .config_write = i440fx_config_write,
+    .reset = i440fx_function_reset,
 };
 
 int i440fx_init(struct i440fx *s, struct pci_bus *pci)
 {
     struct pci_function *f = &s->fn;
 
+    s->pam = (struct i440fx_pam_listener){0};
     pci_function_init(f, "i440FX", I440FX_VENDOR, I440FX_DEVICE, I440FX_CLASS,
                       I440FX_REVISION, &i440fx_ops, s);
     f->hotpluggable = false;
@@ -130,7 +166,10 @@ int i440fx_load(struct i440fx *s, struct ss_reader *r)
     rc = ss_close_section(r);
     if (rc < 0)
         return rc;
-    /* PAM and SMRAM steer nothing under Xen (see the top of this file), so
-     * the bytes are all there is to restore. */
-    return pci_function_restore(&s->fn, &st, r);
+    /* Under Xen PAM and SMRAM steer nothing (see the top of this file);
+     * the software machine's window follows the restored bytes. */
+    rc = pci_function_restore(&s->fn, &st, r);
+    if (rc == 0)
+        i440fx_pam_notify(s);
+    return rc;
 }

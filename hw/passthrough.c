@@ -19,6 +19,9 @@
 #define PCI_STATUS_CAP_LIST 0x0010
 #define PCI_CAP_ID_PM 0x01
 #define PCI_CAP_ID_MSI 0x05
+#define PCI_CAP_ID_EXP 0x10
+#define PCI_CAP_ID_MSIX 0x11
+#define PT_MAX_KEPT_CAPS 4
 #define PCI_MSI_FLAGS_ENABLE 0x0001
 #define PCI_MSI_FLAGS_QSIZE 0x0070 /* Multiple Message Enable */
 #define PCI_MSI_FLAGS_64BIT 0x0080
@@ -40,6 +43,40 @@
 enum pt_policy {
     PT_POLICY_HOST = 0,
     PT_POLICY_EMULATED = 1,
+    /* Emulated, and in permissive mode also written through to the host
+     * (the PCIe control registers). */
+    PT_POLICY_VIRTUAL = 2,
+};
+
+/* PCI Express Capability (PCIe Base 4.0, 7.5.3): offsets from the
+ * capability, and what the guest gets of each register. Registers not
+ * listed are emulated read-only copies of the host's (the capabilities
+ * registers, and the slot/root registers an endpoint has reserved). */
+#define PCI_EXP_FLAGS 0x02
+#define PCI_EXP_FLAGS_VERS 0x000f
+#define PCI_EXP_DEVCAP 0x04
+#define PCI_EXP_DEVCAP_FLR 0x10000000u
+#define PCI_EXP_V1_LEN 0x24
+#define PCI_EXP_V2_LEN 0x3c
+
+struct pt_pcie_reg {
+    uint8_t off, size;
+    const char *name;
+    enum pt_policy policy;
+    uint16_t wmask; /* for PT_POLICY_VIRTUAL */
+    bool v2;
+};
+
+static const struct pt_pcie_reg pt_pcie_regs[] = {
+    /* Initiate Function Level Reset (bit 15) reads 0 and is not offered. */
+    {0x08, 2, "Device Control", PT_POLICY_VIRTUAL, 0x7fff, false},
+    {0x0a, 2, "Device Status", PT_POLICY_HOST, 0, false},
+    /* Retrain Link (bit 5) always reads 0. */
+    {0x10, 2, "Link Control", PT_POLICY_VIRTUAL, 0xffdf, false},
+    {0x12, 2, "Link Status", PT_POLICY_HOST, 0, false},
+    {0x28, 2, "Device Control 2", PT_POLICY_VIRTUAL, 0xffff, true},
+    {0x30, 2, "Link Control 2", PT_POLICY_VIRTUAL, 0xffff, true},
+    {0x32, 2, "Link Status 2", PT_POLICY_HOST, 0, true},
 };
 
 /* Where an emulated header register's initial value comes from. */
@@ -176,19 +213,43 @@ static uint64_t bar_guest_address(const struct passthrough *pt, unsigned idx)
     return addr;
 }
 
+/* The BAR holding the MSI-X table is mapped around the table's pages, in
+ * at most two pieces (below, above); they are added low first and removed
+ * high first. */
 static int bar_plumb(struct passthrough *pt, unsigned idx, uint64_t gaddr,
                      bool add)
 {
     struct passthrough_bar *bar = &pt->bar[idx];
+    uint64_t gfn = gaddr >> PT_PAGE_SHIFT, mfn = bar->host_addr >> PT_PAGE_SHIFT;
+    uint64_t nr = ((bar->host_addr & PT_PAGE_MASK) + bar->size + PT_PAGE_MASK) >>
+                  PT_PAGE_SHIFT;
+    uint64_t lo_nr, hi_first, hi_nr;
+    int rc;
 
     if (bar->flags & PCI_BAR_IO)
         return plumb_ioport(pt, (uint32_t)gaddr, (uint32_t)bar->host_addr,
                             (uint32_t)bar->size, add);
-    return plumb_mmio(pt, gaddr >> PT_PAGE_SHIFT,
-                      bar->host_addr >> PT_PAGE_SHIFT,
-                      ((bar->host_addr & PT_PAGE_MASK) + bar->size +
-                       PT_PAGE_MASK) >> PT_PAGE_SHIFT,
-                      add);
+    if (!passthrough_msix_traps_bar(pt, idx))
+        return plumb_mmio(pt, gfn, mfn, nr, add);
+    lo_nr = pt->msix.first_page;
+    hi_first = pt->msix.last_page + 1;
+    hi_nr = nr > hi_first ? nr - hi_first : 0;
+    if (!add) {
+        if (hi_nr)
+            plumb_mmio(pt, gfn + hi_first, mfn + hi_first, hi_nr, false);
+        if (lo_nr)
+            plumb_mmio(pt, gfn, mfn, lo_nr, false);
+        return 0;
+    }
+    if (lo_nr && (rc = plumb_mmio(pt, gfn, mfn, lo_nr, true)) < 0)
+        return rc;
+    if (hi_nr &&
+        (rc = plumb_mmio(pt, gfn + hi_first, mfn + hi_first, hi_nr, true)) < 0) {
+        if (lo_nr)
+            plumb_mmio(pt, gfn, mfn, lo_nr, false);
+        return rc;
+    }
+    return 0;
 }
 
 static void bar_unmap(struct passthrough *pt, unsigned idx)
@@ -239,6 +300,11 @@ static void update_mappings(struct passthrough *pt)
         bar->mapped = true;
         bar->guest_addr = addr;
         pt->map_order[pt->n_mapped++] = (uint8_t)i;
+    }
+    if (pt->msix.cap) {
+        const struct passthrough_bar *tb = &pt->bar[pt->msix.table_bar];
+
+        passthrough_msix_place(pt, tb->mapped ? tb->guest_addr : 0);
     }
 }
 
@@ -292,8 +358,8 @@ static void update_msi(struct passthrough *pt)
     if (!pt->msi_mapped) {
         int pirq = -1;
 
-        if (pt->ops.msi_map && pt->ops.msi_map(pt->ops.opaque, &pt->host,
-                                               &pirq) < 0) {
+        if (pt->ops.msi_map && pt->ops.msi_map(pt->ops.opaque, &pt->host, 0,
+                                               0, &pirq) < 0) {
             log_ratelimited(LOG_WARN, "passthrough %s: MSI pirq mapping failed",
                             pt->name);
             return;
@@ -309,7 +375,7 @@ static void update_msi(struct passthrough *pt)
     log_info("passthrough %s: MSI pirq %d addr 0x%" PRIx64 " data 0x%x",
              pt->name, pt->msi_pirq, addr, data);
     if (pt->ops.msi_update &&
-        pt->ops.msi_update(pt->ops.opaque, pt->msi_pirq, addr, data) < 0) {
+        pt->ops.msi_update(pt->ops.opaque, pt->msi_pirq, addr, data, 0) < 0) {
         log_ratelimited(LOG_WARN, "passthrough %s: MSI update failed",
                         pt->name);
         pt->msi_bound = false;
@@ -367,9 +433,15 @@ static void pt_config_write(struct pci_function *f, unsigned reg,
     for (unsigned i = 0; i < size && reg + i < PCI_CONFIG_SIZE; i++) {
         uint8_t b = (uint8_t)(value >> (8 * i));
 
-        if (pt->policy[reg + i] != PT_POLICY_HOST)
+        if (pt->policy[reg + i] == PT_POLICY_EMULATED)
             continue;
-        if (!pt->permissive) {
+        if (pt->policy[reg + i] == PT_POLICY_VIRTUAL) {
+            /* The guest's value is kept in the emulated copy; only a
+             * permissive attach lets the host follow it. */
+            if (!pt->permissive)
+                continue;
+            b = f->config[reg + i];
+        } else if (!pt->permissive) {
             log_ratelimited(LOG_INFO, "passthrough %s: write to [0x%02x] "
                             "dropped (not permissive)", pt->name, reg + i);
             continue;
@@ -391,13 +463,38 @@ static void pt_config_write(struct pci_function *f, unsigned reg,
     if (pt->msi_cap &&
         touches(reg, size, pt->msi_cap, pt->msi_cap + msi_cap_len(msi_flags(pt))))
         update_msi(pt);
+    if (pt->msix.cap && touches(reg, size, pt->msix.cap + 2u, pt->msix.cap + 4u))
+        passthrough_msix_update(pt);
+}
+
+/* Extended configuration space: the guest's bus is conventional PCI, so no
+ * extended capability is offered; an all-zero header at 0x100 says so
+ * (PCIe Base 4.0, 7.6.3). Writes go nowhere. */
+static uint32_t pt_ext_config_read(struct pci_function *f, unsigned reg,
+                                   unsigned size)
+{
+    (void)f;
+    (void)reg;
+    (void)size;
+    return 0;
+}
+
+static void pt_ext_config_write(struct pci_function *f, unsigned reg,
+                                uint32_t value, unsigned size)
+{
+    struct passthrough *pt = f->opaque;
+
+    log_ratelimited(LOG_INFO, "passthrough %s: write of %u bytes to extended "
+                    "config [0x%03x] = 0x%x dropped", pt->name, size, reg,
+                    value);
 }
 
 static void pt_reset(struct pci_function *f)
 {
     struct passthrough *pt = f->opaque;
 
-    /* The core restored power-on config: decoding and MSI are off. */
+    /* The core restored power-on config: decoding, MSI and MSI-X are off. */
+    passthrough_msix_reset(pt);
     msi_teardown(pt);
     update_mappings(pt);
     forward_command(pt);
@@ -407,6 +504,11 @@ static const struct pci_function_ops pt_ops = {
     .config_read = pt_config_read,
     .config_write = pt_config_write,
     .reset = pt_reset,
+};
+
+static const struct pci_function_ext_ops pt_ext_ops = {
+    .read = pt_ext_config_read,
+    .write = pt_ext_config_write,
 };
 
 static int read_resources(struct passthrough *pt, char *err, size_t errlen)
@@ -490,13 +592,74 @@ static void setup_bars(struct passthrough *pt)
     }
 }
 
-/* Copies the PM and MSI capabilities into the guest view, chained in host
- * order; every other capability is left out of the list. */
+static void setup_pm(struct passthrough *pt, unsigned pos)
+{
+    struct pci_function *f = &pt->fn;
+
+    pt->pm_cap = (uint8_t)pos;
+    /* PMCSR: the power state is virtual. */
+    f->wmask[pos + 4] = PCI_PM_CTRL_STATE_MASK;
+    f->config[pos + 4] &= (uint8_t)~PCI_PM_CTRL_STATE_MASK;
+}
+
+static void setup_msi(struct passthrough *pt, unsigned pos, unsigned len)
+{
+    struct pci_function *f = &pt->fn;
+    uint16_t flags = pci_get_word(&pt->host_config[pos + 2]);
+    unsigned data = pos + (flags & PCI_MSI_FLAGS_64BIT ? 12u : 8u);
+
+    pt->msi_cap = (uint8_t)pos;
+    pci_set_word(&f->config[pos + 2],
+                 flags & (uint16_t)~(PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE));
+    pci_set_word(&f->wmask[pos + 2], PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE);
+    memset(&f->config[pos + 4], 0, len - 4);
+    pci_set_long(&f->wmask[pos + 4], 0xfffffffcu);
+    if (flags & PCI_MSI_FLAGS_64BIT)
+        pci_set_long(&f->wmask[pos + 8], 0xffffffffu);
+    pci_set_word(&f->wmask[data], 0xffff);
+    if (flags & PCI_MSI_FLAGS_MASKBIT)
+        pci_set_long(&f->wmask[data + 4], 0xffffffffu);
+}
+
+static unsigned pcie_cap_len(const uint8_t *h, unsigned pos)
+{
+    return (pci_get_word(&h[pos + PCI_EXP_FLAGS]) & PCI_EXP_FLAGS_VERS) >= 2
+               ? PCI_EXP_V2_LEN
+               : PCI_EXP_V1_LEN;
+}
+
+static void setup_pcie(struct passthrough *pt, unsigned pos, unsigned len)
+{
+    struct pci_function *f = &pt->fn;
+
+    pt->pcie_cap = (uint8_t)pos;
+    /* A reset the guest asks for would not reach the host (Device Control
+     * is virtual), so FLR is not advertised. */
+    pci_set_long(&f->config[pos + PCI_EXP_DEVCAP],
+                 pci_get_long(&f->config[pos + PCI_EXP_DEVCAP]) &
+                     ~PCI_EXP_DEVCAP_FLR);
+    for (size_t i = 0; i < sizeof(pt_pcie_regs) / sizeof(pt_pcie_regs[0]); i++) {
+        const struct pt_pcie_reg *r = &pt_pcie_regs[i];
+        unsigned at = pos + r->off;
+
+        if (r->off + r->size > len)
+            continue;
+        memset(&pt->policy[at], r->policy, r->size);
+        if (r->policy == PT_POLICY_VIRTUAL) {
+            pci_set_word(&f->wmask[at], r->wmask);
+            pci_set_word(&f->config[at], pci_get_word(&f->config[at]) & r->wmask);
+        }
+    }
+}
+
+/* Copies the emulated capabilities (PM, MSI, MSI-X, PCIe; one of each) into
+ * the guest view, chained in host order: the list is re-linked around every
+ * other capability, which the guest never sees. */
 static void setup_capabilities(struct passthrough *pt)
 {
     struct pci_function *f = &pt->fn;
     const uint8_t *h = pt->host_config;
-    uint8_t kept[2];
+    uint8_t kept[PT_MAX_KEPT_CAPS];
     unsigned n_kept = 0, pos;
     uint8_t seen[PCI_CONFIG_SIZE] = {0};
 
@@ -506,7 +669,7 @@ static void setup_capabilities(struct passthrough *pt)
     /* The host's list is walked defensively: a loop or an out-of-header
      * pointer ends it. */
     while (pos >= 0x40 && pos <= PCI_CONFIG_SIZE - 4 && !seen[pos] &&
-           n_kept < 2) {
+           n_kept < PT_MAX_KEPT_CAPS) {
         uint8_t id = h[pos];
         unsigned len = 0;
 
@@ -515,32 +678,27 @@ static void setup_capabilities(struct passthrough *pt)
             len = 8;
         else if (id == PCI_CAP_ID_MSI && !pt->msi_cap)
             len = msi_cap_len(pci_get_word(&h[pos + 2]));
-        if (len && pos + len <= PCI_CONFIG_SIZE) {
-            memcpy(&f->config[pos], &h[pos], len);
+        else if (id == PCI_CAP_ID_MSIX && !pt->msix.cap)
+            len = 12;
+        else if (id == PCI_CAP_ID_EXP && !pt->pcie_cap)
+            len = pcie_cap_len(h, pos);
+        if (len && pos + len > PCI_CONFIG_SIZE) {
+            log_warn("passthrough %s: capability 0x%02x at 0x%02x runs off "
+                     "the configuration space: hidden", pt->name, id, pos);
+            len = 0;
+        }
+        if (len && id == PCI_CAP_ID_MSIX && passthrough_msix_init(pt, pos) < 0)
+            len = 0;
+        if (len) {
+            if (id != PCI_CAP_ID_MSIX)
+                memcpy(&f->config[pos], &h[pos], len);
             memset(&pt->policy[pos], PT_POLICY_EMULATED, len);
-            if (id == PCI_CAP_ID_PM) {
-                pt->pm_cap = (uint8_t)pos;
-                /* PMCSR: the power state is virtual. */
-                f->wmask[pos + 4] = PCI_PM_CTRL_STATE_MASK;
-                f->config[pos + 4] &= (uint8_t)~PCI_PM_CTRL_STATE_MASK;
-            } else {
-                uint16_t flags = pci_get_word(&h[pos + 2]);
-                unsigned data = pos + (flags & PCI_MSI_FLAGS_64BIT ? 12u : 8u);
-
-                pt->msi_cap = (uint8_t)pos;
-                pci_set_word(&f->config[pos + 2],
-                             flags & (uint16_t)~(PCI_MSI_FLAGS_ENABLE |
-                                                 PCI_MSI_FLAGS_QSIZE));
-                pci_set_word(&f->wmask[pos + 2],
-                             PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE);
-                memset(&f->config[pos + 4], 0, len - 4);
-                pci_set_long(&f->wmask[pos + 4], 0xfffffffcu);
-                if (flags & PCI_MSI_FLAGS_64BIT)
-                    pci_set_long(&f->wmask[pos + 8], 0xffffffffu);
-                pci_set_word(&f->wmask[data], 0xffff);
-                if (flags & PCI_MSI_FLAGS_MASKBIT)
-                    pci_set_long(&f->wmask[data + 4], 0xffffffffu);
-            }
+            if (id == PCI_CAP_ID_PM)
+                setup_pm(pt, pos);
+            else if (id == PCI_CAP_ID_MSI)
+                setup_msi(pt, pos, len);
+            else if (id == PCI_CAP_ID_EXP)
+                setup_pcie(pt, pos, len);
             kept[n_kept++] = (uint8_t)pos;
         }
         pos = h[pos + 1] & ~3u;
@@ -563,6 +721,7 @@ static void build_config(struct passthrough *pt)
                       h[PCI_CLASS_PROG] |
                           (uint32_t)pci_get_word(&h[PCI_CLASS_DEVICE]) << 8,
                       h[PCI_REVISION_ID], &pt_ops, pt);
+    f->ext_ops = &pt_ext_ops;
     memset(pt->policy, PT_POLICY_HOST, sizeof(pt->policy));
     for (size_t i = 0; i < sizeof(pt_header) / sizeof(pt_header[0]); i++) {
         const struct pt_header_reg *r = &pt_header[i];
@@ -687,9 +846,12 @@ void passthrough_detach(struct passthrough *pt)
 {
     if (!pt->attached)
         return;
+    passthrough_msix_teardown(pt);
     msi_teardown(pt);
+    pt->attached = false;
     while (pt->n_mapped)
         bar_unmap(pt, pt->map_order[pt->n_mapped - 1]);
+    passthrough_msix_place(pt, 0);
     if (pt->intx_bound) {
         log_info("passthrough %s: INTx pirq %d unbound", pt->name,
                  pt->intx_pirq);
@@ -698,7 +860,6 @@ void passthrough_detach(struct passthrough *pt)
                                 pt->fn.config[PCI_INTERRUPT_PIN] - 1u);
         pt->intx_bound = false;
     }
-    pt->attached = false;
     pci_unregister_function(&pt->fn);
 }
 
@@ -707,6 +868,7 @@ void passthrough_destroy(struct passthrough *pt)
     if (!pt)
         return;
     passthrough_detach(pt);
+    passthrough_msix_fini(pt);
     if (pt->config_fd >= 0)
         close(pt->config_fd);
     free(pt->sysfs_dir);

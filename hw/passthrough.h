@@ -6,14 +6,25 @@
  * configuration space built by a per-register policy (passthrough.c):
  * identity and class from the host, command/status virtual, BARs virtual
  * (host sizes and types, guest addresses), a capability list holding only
- * what is emulated (PM, MSI). Writes outside the policy never reach the host
- * unless the function was attached in permissive mode (XSA-131).
+ * what is emulated (PM, MSI, MSI-X, PCIe). Writes outside the policy never
+ * reach the host unless the function was attached in permissive mode
+ * (XSA-131). Extended configuration space (0x100-0xFFF) reads as zeros: the
+ * guest's bus is conventional PCI, so the host's extended capabilities are
+ * not offered and the empty header at 0x100 ends the extended list.
  *
  * The BARs are not served by the device model: when the guest places a BAR
  * and enables decoding, the function asks the plumbing (ops below, which the
  * machine fills with libxenctrl calls) to map the host range straight into
  * the guest; INTx and MSI go through pirqs the same way. Everything mapped
- * is unmapped, in reverse order, on detach and destroy. */
+ * is unmapped, in reverse order, on detach and destroy.
+ *
+ * MSI-X (passthrough_msix.c): the guest's table is emulated. The pages of the
+ * BAR that hold the table are left out of the direct mapping and served by
+ * the device model (a region on the bus, so they arrive as ioreqs); table
+ * writes are kept in a guest copy and turned into pirq bindings, never
+ * written to the host table, which Xen programs itself. Other registers and
+ * the PBA that share those pages are reached through the host BAR's sysfs
+ * resourceN file. */
 #ifndef XENDM_HW_PASSTHROUGH_H
 #define XENDM_HW_PASSTHROUGH_H
 
@@ -45,11 +56,16 @@ struct passthrough_ops {
                      unsigned intx, int *pirq);
     /* xc_domain_unbind_pt_irq and xc_physdev_unmap_pirq. */
     void (*intx_unbind)(void *opaque, int pirq, uint8_t devfn, unsigned intx);
-    /* xc_physdev_map_pirq_msi for the host function. Sets *pirq. */
+    /* xc_physdev_map_pirq_msi for the host function. MSI: entry_nr and
+     * table_base 0; MSI-X: the table entry and the host address of the BAR
+     * holding the table (Xen adds the table offset itself). Sets *pirq. */
     int (*msi_map)(void *opaque, const struct pci_host_addr *host,
-                   int *pirq);
-    /* xc_domain_update_msi_irq with the guest's address/data. */
-    int (*msi_update)(void *opaque, int pirq, uint64_t addr, uint32_t data);
+                   unsigned entry_nr, uint64_t table_base, int *pirq);
+    /* xc_domain_update_msi_irq with the guest's address/data; gtable is the
+     * guest address of the MSI-X table (0 for MSI), which Xen uses to
+     * intercept the guest's mask-bit accesses. */
+    int (*msi_update)(void *opaque, int pirq, uint64_t addr, uint32_t data,
+                      uint64_t gtable);
     /* xc_domain_unbind_msi_irq (if bound) then xc_physdev_unmap_pirq. */
     void (*msi_unmap)(void *opaque, int pirq, uint64_t addr, uint32_t data,
                       bool bound);
@@ -65,6 +81,39 @@ struct passthrough_bar {
     uint64_t guest_addr; /* while mapped */
 };
 
+/* One MSI-X table entry: the guest's copy, and the pirq standing for it. */
+struct passthrough_msix_entry {
+    uint64_t addr;
+    uint32_t data;
+    uint32_t ctrl; /* only the mask bit is kept */
+    bool mapped, bound;
+    int pirq;
+    uint64_t bound_addr, bound_gtable; /* what the binding was made with */
+    uint32_t bound_data;
+    uint32_t map_seq; /* mapping order, for the unwind */
+};
+
+/* MSI-X as the guest sees it (passthrough_msix.c). */
+struct passthrough_msix {
+    uint8_t cap; /* offset in the guest view, 0: absent */
+    unsigned n_entries;
+    unsigned table_bar, pba_bar;
+    uint64_t table_off, pba_off; /* within their BARs */
+    struct passthrough_msix_entry *entries;
+    /* The trapped window: BAR offsets [win_start, win_end) of the pages
+     * holding the table, and those page frames relative to the BAR's first
+     * frame, [first_page, last_page]. */
+    uint64_t win_start, win_end;
+    uint64_t first_page, last_page;
+    /* The host BAR's bytes in the window (sysfs resourceN), NULL if the
+     * file could not be mapped. */
+    volatile uint8_t *host_window;
+    size_t host_window_len;
+    struct bus_region region;
+    uint64_t gtable; /* guest address of the table while decoding, else 0 */
+    uint32_t next_seq;
+};
+
 struct passthrough {
     struct pci_function fn;
     struct pci_host_addr host;
@@ -77,7 +126,8 @@ struct passthrough {
     uint8_t policy[PCI_CONFIG_SIZE];
     struct passthrough_bar bar[PCI_NUM_BARS + 1];
     unsigned host_irq; /* 0: none */
-    uint8_t pm_cap, msi_cap; /* offsets in the guest view, 0: absent */
+    uint8_t pm_cap, msi_cap, pcie_cap; /* offsets in the guest view, 0: absent */
+    struct passthrough_msix msix;
     bool intx_bound;
     int intx_pirq;
     bool msi_mapped, msi_bound;
@@ -104,5 +154,26 @@ int passthrough_attach(struct passthrough *pt, struct pci_bus *pci,
 /* Unmaps everything (reverse order), unbinds interrupts, unregisters. */
 void passthrough_detach(struct passthrough *pt);
 void passthrough_destroy(struct passthrough *pt);
+
+/* --- inside the device (passthrough.c, passthrough_msix.c) --------------- */
+
+/* Validates the host's MSI-X capability at pos (BIRs, offsets and sizes
+ * against the BARs, table and PBA not overlapping) and sets up pt->msix and
+ * the guest view of the capability. -EINVAL (logged) hides it. */
+int passthrough_msix_init(struct passthrough *pt, unsigned pos);
+void passthrough_msix_fini(struct passthrough *pt);
+/* Does BAR idx hold the emulated table? */
+bool passthrough_msix_traps_bar(const struct passthrough *pt, unsigned idx);
+/* The table window's placement follows BAR idx at guest address gaddr
+ * (0: not decoding): maps or unmaps the region on the bus and rebinds the
+ * entries with the new table address. */
+void passthrough_msix_place(struct passthrough *pt, uint64_t gaddr);
+/* Re-evaluates every entry: maps/binds what the guest enabled and unmasked,
+ * unbinds/unmaps the rest, rebinds what changed. */
+void passthrough_msix_update(struct passthrough *pt);
+/* Unbinds and unmaps every entry, newest first. */
+void passthrough_msix_teardown(struct passthrough *pt);
+/* Guest reset: entries back to masked and zero, pirqs released. */
+void passthrough_msix_reset(struct passthrough *pt);
 
 #endif

@@ -153,8 +153,8 @@ int pci_register_function(struct pci_bus *pci, struct pci_function *f,
     }
     f->bus = pci;
     f->devfn = devfn;
-    bus_region_init(&f->cfg_region, f->name, PCI_CONFIG_SIZE, &cfg_region_ops,
-                    f);
+    bus_region_init(&f->cfg_region, f->name, PCI_CONFIG_SPACE_WINDOW,
+                    &cfg_region_ops, f);
     rc = bus_map(pci->bus, BUS_PCI_CFG, &f->cfg_region,
                  BUS_PCI_CFG_ADDR(devfn, 0));
     if (rc < 0)
@@ -266,6 +266,10 @@ uint32_t pci_config_read(struct pci_function *f, unsigned reg, unsigned size)
 {
     uint32_t value = 0;
 
+    if (reg >= PCI_CONFIG_SIZE && reg < PCI_CONFIG_SPACE_WINDOW && size &&
+        size <= 4 && reg + size <= PCI_CONFIG_SPACE_WINDOW && f->ext_ops &&
+        f->ext_ops->read)
+        return f->ext_ops->read(f, reg, size);
     if (size == 0 || size > 4 || reg >= PCI_CONFIG_SIZE)
         return 0xffffffffu;
     for (unsigned i = 0; i < size; i++)
@@ -287,6 +291,12 @@ static bool touches(unsigned reg, unsigned size, unsigned start, unsigned end)
 void pci_config_write(struct pci_function *f, unsigned reg, uint32_t value,
                       unsigned size)
 {
+    if (reg >= PCI_CONFIG_SIZE && reg < PCI_CONFIG_SPACE_WINDOW && size &&
+        size <= 4 && reg + size <= PCI_CONFIG_SPACE_WINDOW && f->ext_ops &&
+        f->ext_ops->write) {
+        f->ext_ops->write(f, reg, value, size);
+        return;
+    }
     if (size == 0 || size > 4 || reg >= PCI_CONFIG_SIZE)
         return;
     if (reg + size > PCI_CONFIG_SIZE)

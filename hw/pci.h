@@ -11,6 +11,9 @@
 #include "bus.h"
 
 #define PCI_CONFIG_SIZE 256
+/* A function's window in the PCI_CONFIG address space: room for PCIe's
+ * extended space, which only functions with the ext_config hooks answer. */
+#define PCI_CONFIG_SPACE_WINDOW 4096
 #define PCI_NUM_BARS 6
 #define PCI_ROM_SLOT 6 /* index of the expansion ROM in pci_function.bar[] */
 #define PCI_DEVFN(slot, fn) ((uint8_t)(((slot) << 3) | (fn)))
@@ -83,6 +86,15 @@ struct pci_function_ops {
     void (*reset)(struct pci_function *f);
 };
 
+/* Extended configuration space (0x100-0xFFF, reachable through PCI_CONFIG
+ * ioreqs), for the functions that answer it; without these hooks it reads
+ * all-ones and ignores writes. Set after pci_function_init. */
+struct pci_function_ext_ops {
+    uint32_t (*read)(struct pci_function *f, unsigned reg, unsigned size);
+    void (*write)(struct pci_function *f, unsigned reg, uint32_t value,
+                  unsigned size);
+};
+
 struct pci_function {
     struct pci_bus *bus;
     const char *name;
@@ -97,6 +109,7 @@ struct pci_function {
     struct pci_bar bar[PCI_NUM_BARS + 1];
     struct bus_region cfg_region;
     const struct pci_function_ops *ops;
+    const struct pci_function_ext_ops *ext_ops;
     void *opaque;
 };
 

@@ -165,12 +165,14 @@ static void port92_write(void *opaque, uint64_t off, uint64_t value,
 
     /* The whole byte reads back, as in QEMU. */
     s->port92 = v;
-    if ((old ^ v) & PIIX3_PORT92_A20) {
+    /* Every write drives the gate, as QEMU's port92_write does: the CPU
+     * comes out of reset with A20 on while this byte reads 0, and a first
+     * write of 0 must still mask it. */
+    if ((old ^ v) & PIIX3_PORT92_A20)
         trace(trace_piix3, "port 0x92: A20 %s",
               v & PIIX3_PORT92_A20 ? "enabled" : "masked");
-        if (s->ops.a20_changed)
-            s->ops.a20_changed(s->ops.opaque, v & PIIX3_PORT92_A20);
-    }
+    if (s->ops.a20_changed)
+        s->ops.a20_changed(s->ops.opaque, v & PIIX3_PORT92_A20);
     if ((v & PIIX3_PORT92_FAST_RESET) && !(old & PIIX3_PORT92_FAST_RESET)) {
         log_ratelimited(LOG_INFO, "piix3: guest requested a reset via port 0x92");
         s->ops.request_reset(s->ops.opaque, "guest-reset");

@@ -57,8 +57,10 @@ struct piix3_ops {
      * ("guest-reset"). Required. It may reset the machine before it
      * returns. */
     void (*request_reset)(void *opaque, const char *reason);
-    /* Port 0x92's A20 gate changed. Optional: the software CPU needs it,
-     * Xen does not (the hypervisor keeps A20 on for HVM guests). */
+    /* Port 0x92 was written (or loaded): the A20 gate it now asks for,
+     * told on every write, changed or not. Optional: the software CPU
+     * needs it, Xen does not (the hypervisor keeps A20 on for HVM
+     * guests). */
     void (*a20_changed)(void *opaque, bool enabled);
     void *opaque;
 };

@@ -39,9 +39,16 @@ TRACE_POINT(trace_piix4_sci, "piix4_sci");
 #define PIIX4_SMBBA_POWER_ON 0xb101
 #define PIIX4_SMBHSTCFG_POWER_ON 0x09
 
+/* PM1 status bits that reach the SCI through their enables (QEMU
+ * acpi_update_sci, Xen pmtimer.c). */
+#define PM1_SCI_EVENTS                                                         \
+    (PIIX4_PM1_TMR_STS | PIIX4_PM1_GBL_STS | PIIX4_PM1_PWRBTN_STS |            \
+     PIIX4_PM1_SLPBTN_STS | PIIX4_PM1_RTC_STS)
+
 static void update_sci(struct piix4_pm *pm)
 {
-    bool level = (pm->gpe_sts & pm->gpe_en) != 0;
+    bool level = (pm->gpe_sts & pm->gpe_en) != 0 ||
+                 (pm->pm1_sts & pm->pm1_en & PM1_SCI_EVENTS) != 0;
 
     /* Only edges reach the sink: under Xen every call is a dm_op, and ISA
      * IRQ 9 is one wire bit Xen's PM timer drives too (§5.6). QEMU does not
@@ -49,8 +56,9 @@ static void update_sci(struct piix4_pm *pm)
     if (level == pm->sci_level)
         return;
     pm->sci_level = level;
-    trace(trace_piix4_sci, "SCI %s (GPE0 sts 0x%04x en 0x%04x)",
-          level ? "raised" : "lowered", pm->gpe_sts, pm->gpe_en);
+    trace(trace_piix4_sci, "SCI %s (GPE0 sts 0x%04x en 0x%04x, PM1 sts 0x%04x "
+          "en 0x%04x)", level ? "raised" : "lowered", pm->gpe_sts, pm->gpe_en,
+          pm->pm1_sts, pm->pm1_en);
     irq_set_isa(pm->irq, PIIX4_SCI_IRQ, level);
 }
 
@@ -119,9 +127,160 @@ static const struct bus_region_ops pm1_cnt_ops = {
     .max_access = 2,
 };
 
+static void pm1_cnt_remap_cnt(struct piix4_pm *pm);
+
+/* --- PM1a_EVT and the PM timer (software machine only) ------------------ */
+
+static uint64_t pm_timer_ticks(const struct piix4_pm *pm)
+{
+    uint64_t ns = hw_clock_now(pm->cfg.clock);
+
+    return (uint64_t)((unsigned __int128)ns * PIIX4_PM_TIMER_HZ / 1000000000u);
+}
+
+/* TMR_STS is set each time the timer's most significant bit toggles. */
+static unsigned pm_timer_msb_shift(const struct piix4_pm *pm)
+{
+    return pm->cfg.pm_timer_32bit ? 31 : 23;
+}
+
+uint32_t piix4_pm_timer_value(const struct piix4_pm *pm)
+{
+    if (!pm->cfg.emulate_pm1_evt_and_timer)
+        return 0;
+    return (uint32_t)(pm_timer_ticks(pm) &
+                      ((2ull << pm_timer_msb_shift(pm)) - 1));
+}
+
+static void pm_timer_catch_up(struct piix4_pm *pm)
+{
+    uint64_t now = pm_timer_ticks(pm);
+    unsigned shift = pm_timer_msb_shift(pm);
+
+    if (now <= pm->tmr_last_ticks)
+        return;
+    if ((now >> shift) != (pm->tmr_last_ticks >> shift))
+        pm->pm1_sts |= PIIX4_PM1_TMR_STS;
+    pm->tmr_last_ticks = now;
+}
+
+void piix4_pm_update(struct piix4_pm *pm)
+{
+    if (!pm->cfg.emulate_pm1_evt_and_timer)
+        return;
+    pm_timer_catch_up(pm);
+    update_sci(pm);
+}
+
+uint64_t piix4_pm_next_deadline_ns(struct piix4_pm *pm)
+{
+    unsigned shift = pm_timer_msb_shift(pm);
+    unsigned __int128 tick, ns;
+
+    if (!pm->cfg.emulate_pm1_evt_and_timer || pm->sci_level ||
+        !(pm->pm1_en & PIIX4_PM1_TMR_EN))
+        return HW_CLOCK_NEVER;
+    tick = (unsigned __int128)((pm->tmr_last_ticks >> shift) + 1) << shift;
+    ns = (tick * 1000000000u + PIIX4_PM_TIMER_HZ - 1) / PIIX4_PM_TIMER_HZ;
+    return ns >= HW_CLOCK_NEVER ? HW_CLOCK_NEVER - 1 : (uint64_t)ns;
+}
+
+int piix4_pm_power_button(struct piix4_pm *pm)
+{
+    if (!pm->cfg.emulate_pm1_evt_and_timer) {
+        log_warn("piix4-pm: the power button is the hypervisor's here");
+        return -EOPNOTSUPP;
+    }
+    log_info("piix4-pm: power button pressed");
+    pm->pm1_sts |= PIIX4_PM1_PWRBTN_STS;
+    update_sci(pm);
+    return 0;
+}
+
+static uint64_t pm1_evt_read(void *opaque, uint64_t off, unsigned size)
+{
+    struct piix4_pm *pm = opaque;
+    uint16_t reg;
+
+    pm_timer_catch_up(pm);
+    update_sci(pm);
+    reg = off < 2 ? pm->pm1_sts : pm->pm1_en;
+    return (uint8_t)(reg >> (8 * (off & 1)));
+}
+
+static void pm1_evt_write(void *opaque, uint64_t off, uint64_t value,
+                          unsigned size)
+{
+    struct piix4_pm *pm = opaque;
+    unsigned shift = 8 * (unsigned)(off & 1);
+    uint16_t bits = (uint16_t)((value & 0xff) << shift);
+
+    /* A status bit set since the last look must be there to be cleared. */
+    pm_timer_catch_up(pm);
+    if (off < 2) {
+        pm->pm1_sts &= (uint16_t)~(bits & PIIX4_PM1_STS_MASK);
+    } else {
+        pm->pm1_en = (uint16_t)((pm->pm1_en & ~(0xffu << shift)) |
+                                (bits & PIIX4_PM1_EN_MASK));
+    }
+    update_sci(pm);
+}
+
+static const struct bus_region_ops pm1_evt_ops = {
+    .read = pm1_evt_read,
+    .write = pm1_evt_write,
+    .max_access = 1,
+};
+
+static uint64_t pm_tmr_read(void *opaque, uint64_t off, unsigned size)
+{
+    struct piix4_pm *pm = opaque;
+
+    return piix4_pm_timer_value(pm) >> (8 * off);
+}
+
+static const struct bus_region_ops pm_tmr_ops = {
+    .read = pm_tmr_read,
+    .write = NULL, /* read-only */
+    .max_access = 4,
+};
+
+/* PM1a_EVT and the timer decode wherever PM1a_CNT does, at the same block
+ * base, when the software machine wants them. */
+static void pm_evt_tmr_follow(struct piix4_pm *pm)
+{
+    uint16_t base = pm->pm1_cnt_base;
+
+    if (!pm->cfg.emulate_pm1_evt_and_timer)
+        return;
+    if (pm->pm1_evt_region.mapped && pm->pm1_cnt_region.mapped &&
+        pm->pm1_evt_region.base == (uint64_t)base + PIIX4_PM1_EVT_OFFSET &&
+        pm->pm_tmr_region.mapped &&
+        pm->pm_tmr_region.base == (uint64_t)base + PIIX4_PM_TMR_OFFSET)
+        return;
+    bus_unmap(pm->bus, &pm->pm1_evt_region);
+    bus_unmap(pm->bus, &pm->pm_tmr_region);
+    if (!pm->pm1_cnt_region.mapped)
+        return;
+    if (bus_map(pm->bus, BUS_PIO, &pm->pm1_evt_region,
+                base + PIIX4_PM1_EVT_OFFSET) < 0)
+        log_ratelimited(LOG_WARN, "piix4-pm: PM1a_EVT at 0x%x not decoded: "
+                        "%s", base + PIIX4_PM1_EVT_OFFSET, pm->bus->error);
+    if (bus_map(pm->bus, BUS_PIO, &pm->pm_tmr_region,
+                base + PIIX4_PM_TMR_OFFSET) < 0)
+        log_ratelimited(LOG_WARN, "piix4-pm: PM_TMR at 0x%x not decoded: %s",
+                        base + PIIX4_PM_TMR_OFFSET, pm->bus->error);
+}
+
 /* Follows PMBA and PMIOSE the way QEMU's pm_io_space_update does: base bits
  * 15:6 of config 0x40, decoding while bit 0 of 0x80 is set. */
 static void pm1_cnt_remap(struct piix4_pm *pm)
+{
+    pm1_cnt_remap_cnt(pm);
+    pm_evt_tmr_follow(pm);
+}
+
+static void pm1_cnt_remap_cnt(struct piix4_pm *pm)
 {
     uint16_t base = pci_get_word(&pm->fn.config[PIIX4_PMBA]) & PIIX4_PMBA_MASK;
     bool enabled = pm->fn.config[PIIX4_PMREGMISC] & PIIX4_PMREGMISC_PMIOSE;
@@ -316,6 +475,12 @@ static void piix4_pm_reset(struct pci_function *f)
     pm->pm1_cnt = pm->cfg.sci_en_at_reset ? PIIX4_PM1_CNT_SCI_EN : 0;
     pm->gpe_sts = 0;
     pm->gpe_en = 0;
+    /* PM1 status and enables clear (QEMU acpi_pm1_evt_reset); the timer
+     * keeps counting. */
+    pm->pm1_sts = 0;
+    pm->pm1_en = 0;
+    if (pm->cfg.emulate_pm1_evt_and_timer)
+        pm->tmr_last_ticks = pm_timer_ticks(pm);
     update_sci(pm);
     /* The APM bytes and the CPU map survive, as in QEMU: the first has no
      * reset in apm.c, the second describes vCPUs, not device state. */
@@ -388,10 +553,12 @@ int piix4_pm_init(struct piix4_pm *pm, struct pci_bus *pci, struct bus *bus,
     pm->irq = irq;
     if (!config_valid(&pm->cfg))
         return -EINVAL;
-    if (pm->cfg.emulate_pm1_evt_and_timer) {
-        log_err("piix4-pm: PM1a_EVT and the PM timer are not emulated yet");
+    if (pm->cfg.emulate_pm1_evt_and_timer && !pm->cfg.clock) {
+        log_err("piix4-pm: PM1a_EVT and the PM timer need a clock");
         return -EOPNOTSUPP;
     }
+    if (pm->cfg.emulate_pm1_evt_and_timer)
+        pm->tmr_last_ticks = pm_timer_ticks(pm);
     for (unsigned cpu = 0; cpu < pm->cfg.ncpus_online; cpu++)
         pm->cpu_map[cpu / 8] |= (uint8_t)(1u << (cpu % 8));
     pm->pm1_cnt = pm->cfg.sci_en_at_reset ? PIIX4_PM1_CNT_SCI_EN : 0;
@@ -406,6 +573,9 @@ int piix4_pm_init(struct piix4_pm *pm, struct pci_bus *pci, struct bus *bus,
                     &cpu_map_ops, pm);
     bus_region_init(&pm->debug_region, "piix4-acpi-debug", PIIX4_DEBUG_LEN,
                     &debug_ops, pm);
+    bus_region_init(&pm->pm1_evt_region, "piix4-pm1a-evt", 4, &pm1_evt_ops,
+                    pm);
+    bus_region_init(&pm->pm_tmr_region, "piix4-pm-tmr", 4, &pm_tmr_ops, pm);
 
     rc = pci_register_function(pci, &pm->fn, PIIX4_PM_DEVFN);
     if (rc < 0)
@@ -429,6 +599,7 @@ int piix4_pm_init(struct piix4_pm *pm, struct pci_bus *pci, struct bus *bus,
         if (rc < 0)
             goto out;
         pm->pm1_cnt_base = PIIX4_PM_FIXED_BASE;
+        pm_evt_tmr_follow(pm);
     }
 out:
     if (rc < 0)
@@ -441,6 +612,8 @@ void piix4_pm_fini(struct piix4_pm *pm)
     /* The SMBus host QEMU has at SMBBA is not emulated: hvmloader disables it
      * (SMBHSTCFG = 0) before anything could use it. */
     bus_unmap(pm->bus, &pm->pm1_cnt_region);
+    bus_unmap(pm->bus, &pm->pm1_evt_region);
+    bus_unmap(pm->bus, &pm->pm_tmr_region);
     bus_unmap(pm->bus, &pm->apm_region);
     bus_unmap(pm->bus, &pm->gpe_region);
     bus_unmap(pm->bus, &pm->cpu_map_region);
@@ -533,8 +706,8 @@ static void check_saved(const struct piix4_pm *pm, struct ss_reader *r,
 
 /* Puts PM1a_CNT where the saved state had it: at PMBA + 4 from config if
  * mapped, nowhere otherwise (a qemu-trad block never moves). */
-static int pm1_cnt_place(struct piix4_pm *pm, const uint8_t *config,
-                         bool mapped)
+static int pm1_cnt_place_cnt(struct piix4_pm *pm, const uint8_t *config,
+                             bool mapped)
 {
     uint16_t base = pci_get_word(&config[PIIX4_PMBA]) & PIIX4_PMBA_MASK;
     int rc;
@@ -550,6 +723,15 @@ static int pm1_cnt_place(struct piix4_pm *pm, const uint8_t *config,
                  base + PIIX4_PM1_CNT_OFFSET);
     if (rc == 0)
         pm->pm1_cnt_base = base;
+    return rc;
+}
+
+static int pm1_cnt_place(struct piix4_pm *pm, const uint8_t *config,
+                         bool mapped)
+{
+    int rc = pm1_cnt_place_cnt(pm, config, mapped);
+
+    pm_evt_tmr_follow(pm);
     return rc;
 }
 

@@ -3,7 +3,9 @@
  * Xen-specific GPE0, CPU hot-plug and debug ports hvmloader's tables point at.
  *
  * Who emulates what (xen-dm-interfaces.md §5.1, §5.4):
- *   PM1a_EVT (PMBA+0..3), PM_TMR (PMBA+8..11)     Xen (pmtimer.c), not us
+ *   PM1a_EVT (PMBA+0..3), PM_TMR (PMBA+8..11)     Xen (pmtimer.c); here only
+ *                                                  for the software machine
+ *                                                  (emulate_pm1_evt_and_timer)
  *   PM1a_CNT (PMBA+4..5)                           here
  *   SMI_CMD 0xB2 (+ APM status 0xB3)               here
  *   GPE0_BLK 0xAFE0..0xAFE3, SCI = ISA IRQ 9       here
@@ -19,6 +21,7 @@
 #include <stdint.h>
 
 #include "bus.h"
+#include "clock.h"
 #include "irq.h"
 #include "pci.h"
 
@@ -52,6 +55,27 @@ enum {
 #define PIIX4_PM1_CNT_SLP_TYP_SHIFT 10
 #define PIIX4_PM1_CNT_SLP_TYP_MASK 0x1c00
 #define PIIX4_PM1_CNT_SLP_EN 0x2000 /* write-only */
+/* PM1a_EVT (ACPI 6.x §4.8.3.1): PM1_STS at PMBA + 0 (write 1 to clear),
+ * PM1_EN at PMBA + 2; and PM_TMR at PMBA + 8. Emulated only for the
+ * software machine. */
+#define PIIX4_PM1_EVT_OFFSET 0
+#define PIIX4_PM_TMR_OFFSET 8
+#define PIIX4_PM1_TMR_STS 0x0001
+#define PIIX4_PM1_BM_STS 0x0010
+#define PIIX4_PM1_GBL_STS 0x0020
+#define PIIX4_PM1_PWRBTN_STS 0x0100
+#define PIIX4_PM1_SLPBTN_STS 0x0200
+#define PIIX4_PM1_RTC_STS 0x0400
+#define PIIX4_PM1_WAK_STS 0x8000
+#define PIIX4_PM1_STS_MASK 0x8731
+#define PIIX4_PM1_TMR_EN 0x0001
+#define PIIX4_PM1_GBL_EN 0x0020
+#define PIIX4_PM1_PWRBTN_EN 0x0100
+#define PIIX4_PM1_SLPBTN_EN 0x0200
+#define PIIX4_PM1_RTC_EN 0x0400
+#define PIIX4_PM1_EN_MASK 0x0721
+#define PIIX4_PM_TIMER_HZ 3579545ull
+
 /* SLP_TYP values of hvmloader's tables: \_S5 and \_S4 {0,0} (dsdt.asl,
  * ssdt_s4.asl), \_S3 {1,1} (ssdt_s3.asl). */
 #define PIIX4_SLP_TYP_S5 0
@@ -96,10 +120,15 @@ struct piix4_pm_config {
     bool sci_en_at_reset;
     /* vCPUs 0 .. n-1 are online at start (n <= PIIX4_MAX_CPUS). */
     unsigned ncpus_online;
-    /* PM1a_EVT and the PM timer are Xen's under a hypervisor. The software
-     * machine will need them from the device model and will add them here;
-     * until then init refuses true with -EOPNOTSUPP. */
+    /* PM1a_EVT and the PM timer are Xen's under a hypervisor; the
+     * software machine sets this and gives a clock. They then decode at
+     * PMBA + 0 and + 8 wherever PM1a_CNT decodes (0xB000 / 0xB008 with
+     * fixed_pmba). Without a clock init refuses with -EOPNOTSUPP. */
     bool emulate_pm1_evt_and_timer;
+    const struct hw_clock *clock;
+    /* PM timer width: 24 bits (FADT TMR_VAL_EXT = 0, QEMU's PIIX4) unless
+     * set; 32 bits is what Xen's pmtimer.c and hvmloader's FADT have. */
+    bool pm_timer_32bit;
 };
 
 struct piix4_pm_ops {
@@ -131,12 +160,16 @@ struct piix4_pm {
 
     struct bus_region pm1_cnt_region; /* mapped at pm1_cnt_base or not */
     uint16_t pm1_cnt_base;
+    /* Software machine only (cfg.emulate_pm1_evt_and_timer). */
+    uint16_t pm1_sts, pm1_en;
+    uint64_t tmr_last_ticks; /* TMR_STS is accounted up to here */
+    struct bus_region pm1_evt_region, pm_tmr_region;
     struct bus_region apm_region, gpe_region, cpu_map_region, debug_region;
 };
 
 /* Registers the function at 00:01.3 and maps its fixed ports. cfg and ops
  * are copied; ops may be NULL. Returns 0, -EINVAL (bad cfg), -EOPNOTSUPP
- * (emulate_pm1_evt_and_timer) or the PCI/bus error. */
+ * (emulate_pm1_evt_and_timer without a clock) or the PCI/bus error. */
 int piix4_pm_init(struct piix4_pm *pm, struct pci_bus *pci, struct bus *bus,
                   const struct irq_sink *irq,
                   const struct piix4_pm_config *cfg,
@@ -148,6 +181,20 @@ void piix4_pm_fini(struct piix4_pm *pm);
  * DEVRESC which of LPT1 (0x378), COM1 (0x3F8) and COM2 (0x2F8) decode, as
  * QEMU does at machine-init-done (piix4_pm_machine_ready). */
 void piix4_pm_machine_ready(struct piix4_pm *pm);
+
+/* Software machine: the PM timer's next MSB toggle while it could raise
+ * the SCI (TMR_EN set, SCI low), else HW_CLOCK_NEVER; always NEVER
+ * without emulate_pm1_evt_and_timer. May be in the past if update is
+ * overdue. */
+uint64_t piix4_pm_next_deadline_ns(struct piix4_pm *pm);
+/* Sets TMR_STS for any MSB toggle up to now and updates the SCI. */
+void piix4_pm_update(struct piix4_pm *pm);
+/* The power button (QMP system_powerdown): sets PWRBTN_STS, so the SCI if
+ * PWRBTN_EN. -EOPNOTSUPP without emulate_pm1_evt_and_timer (under Xen the
+ * button is the hypervisor's). */
+int piix4_pm_power_button(struct piix4_pm *pm);
+/* The PM timer's value now (24 or 32 bits). 0 when not emulated. */
+uint32_t piix4_pm_timer_value(const struct piix4_pm *pm);
 
 /* Sets GPE0 status bit `bit` (0-15; others are ignored) and updates SCI. */
 void piix4_pm_gpe_raise(struct piix4_pm *pm, unsigned bit);

@@ -404,20 +404,22 @@ void xen_pt_intx_unbind(struct xen_transport *t, int pirq, uint8_t devfn,
         log_err("xen: unmapping pirq %d failed: %s", pirq, strerror(errno));
 }
 
-int xen_pt_msi_map(struct xen_transport *t,
-                   const struct pci_host_addr *host, int *pirq)
+int xen_pt_msi_map(struct xen_transport *t, const struct pci_host_addr *host,
+                   unsigned entry_nr, uint64_t table_base, int *pirq)
 {
     int p = -1; /* let Xen choose */
 
-    /* The segment rides in the bus argument's upper half. */
+    /* The segment rides in the bus argument's upper half. A table_base
+     * makes it MSI-X (MAP_PIRQ_TYPE_MSI either way, as qemu-xen does). */
     if (xc_physdev_map_pirq_msi(t->xch, t->domid, -1, &p,
                                 PCI_DEVFN(host->dev, host->fn),
-                                (int)host->bus | (int)host->seg << 16, 0,
-                                0) < 0) {
+                                (int)host->bus | (int)host->seg << 16,
+                                (int)entry_nr, table_base) < 0) {
         int rc = -errno;
 
-        log_err("xen: MSI pirq for %04x:%02x:%02x.%u failed: %s", host->seg,
-                host->bus, host->dev, host->fn, strerror(-rc));
+        log_err("xen: MSI%s pirq for %04x:%02x:%02x.%u entry %u failed: %s",
+                table_base ? "-X" : "", host->seg, host->bus, host->dev,
+                host->fn, entry_nr, strerror(-rc));
         return rc;
     }
     *pirq = p;
@@ -440,10 +442,10 @@ static uint32_t msi_gflags(uint64_t addr, uint32_t data)
 }
 
 int xen_pt_msi_update(struct xen_transport *t, int pirq, uint64_t addr,
-                      uint32_t data)
+                      uint32_t data, uint64_t gtable)
 {
     if (xc_domain_update_msi_irq(t->xch, t->domid, (uint8_t)data, pirq,
-                                 msi_gflags(addr, data), 0) < 0) {
+                                 msi_gflags(addr, data), gtable) < 0) {
         int rc = -errno;
 
         log_err("xen: MSI update of pirq %d failed: %s", pirq, strerror(-rc));
@@ -486,14 +488,15 @@ static void pt_op_intx_unbind(void *o, int pirq, uint8_t devfn, unsigned intx)
 }
 
 static int pt_op_msi_map(void *o, const struct pci_host_addr *h,
-                         int *pirq)
+                         unsigned entry_nr, uint64_t table_base, int *pirq)
 {
-    return xen_pt_msi_map(o, h, pirq);
+    return xen_pt_msi_map(o, h, entry_nr, table_base, pirq);
 }
 
-static int pt_op_msi_update(void *o, int pirq, uint64_t addr, uint32_t data)
+static int pt_op_msi_update(void *o, int pirq, uint64_t addr, uint32_t data,
+                            uint64_t gtable)
 {
-    return xen_pt_msi_update(o, pirq, addr, data);
+    return xen_pt_msi_update(o, pirq, addr, data, gtable);
 }
 
 static void pt_op_msi_unmap(void *o, int pirq, uint64_t addr, uint32_t data,

@@ -52,13 +52,14 @@ int xen_pt_intx_bind(struct xen_transport *t, unsigned host_irq, uint8_t devfn,
                      unsigned intx, int *pirq);
 void xen_pt_intx_unbind(struct xen_transport *t, int pirq, uint8_t devfn,
                         unsigned intx);
-/* xc_physdev_map_pirq_msi with an auto-assigned pirq. */
-int xen_pt_msi_map(struct xen_transport *t,
-                   const struct pci_host_addr *host, int *pirq);
+/* xc_physdev_map_pirq_msi with an auto-assigned pirq; MSI-X passes the
+ * entry and the host address of the BAR holding the table. */
+int xen_pt_msi_map(struct xen_transport *t, const struct pci_host_addr *host,
+                   unsigned entry_nr, uint64_t table_base, int *pirq);
 /* xc_domain_update_msi_irq: vector and flags from the guest's address and
- * data. */
+ * data; gtable: guest address of the MSI-X table (0 for MSI). */
 int xen_pt_msi_update(struct xen_transport *t, int pirq, uint64_t addr,
-                      uint32_t data);
+                      uint32_t data, uint64_t gtable);
 void xen_pt_msi_unmap(struct xen_transport *t, int pirq, uint64_t addr,
                       uint32_t data, bool bound);
 /* The ops a pass-through function uses to reach this domain. */

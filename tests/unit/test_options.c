@@ -264,6 +264,36 @@ static void test_machine(void **state)
     expect_error(ARGS("-M", "xenpv"), -EINVAL, "not supported");
 }
 
+static void test_machine_sim(void **state)
+{
+    struct result r;
+
+    parse(&r, ARGS("-machine", "sim,accel=tcg", "-bios", "g.bin", "-m", "3584",
+                   "-debugcon", "file:/tmp/d", "-no-reboot", "-no-shutdown"));
+    assert_int_equal(r.rc, 0);
+    assert_true(r.o.sim);
+    assert_string_equal(r.o.machine_type, "sim");
+    /* The xenfv device set, platform device included. */
+    assert_true(r.o.platform_device);
+    assert_string_equal(r.o.bios, "g.bin");
+    assert_string_equal(r.o.debugcon, "file:/tmp/d");
+    assert_true(r.o.no_reboot);
+    assert_true(r.o.no_shutdown);
+    result_free(&r);
+
+    /* -M sim then -M xenfv: the last wins, and -bios then needs sim. */
+    expect_error(ARGS("-M", "sim", "-M", "xenfv", "-bios", "g.bin"), -EINVAL,
+                 "-bios needs -machine sim");
+    expect_error(ARGS("-M", "sim"), -EINVAL, "needs -bios FILE");
+    expect_error(ARGS("-M", "sim", "-bios", ""), -EINVAL, "-bios needs a file name");
+    expect_error(ARGS("-M", "sim", "-bios", "g.bin", "-m", "3585"), -EINVAL,
+                 "3585 MiB of RAM is more than the 3584 MiB");
+    expect_error(ARGS("-M", "sim", "-bios", "g.bin", "-d", "5"), -EINVAL,
+                 "cannot serve a domain");
+    expect_error(ARGS("-debugcon", "stdio"), -EINVAL, "-debugcon needs -machine sim");
+    expect_error(ARGS("-machine", "xenfv,accel=kvm"), -EINVAL, "accelerator 'kvm'");
+}
+
 /* --- errors -------------------------------------------------------------- */
 
 static void test_unknown_option(void **state)
@@ -389,11 +419,23 @@ static void test_monitor_errors(void **state)
     assert_int_equal(r.o.n_qmp, 0);
     assert_non_null(strstr(r.log, "mode=readline"));
     result_free(&r);
-    /* Non-socket chardevs (channels) are ignored for now. */
-    parse(&r, ARGS("-chardev", "pty,id=libxl-channel0"));
+    /* Non-socket chardevs are kept for a device to name (the machine
+     * says so when none does, as for libxl's channels); other kinds are
+     * ignored with a warning, and id= is required. */
+    parse(&r, ARGS("-chardev", "pty,id=libxl-channel0",
+                   "-chardev", "file,id=dbg,path=/tmp/dbg.log"));
     assert_int_equal(r.rc, 0);
-    assert_non_null(strstr(r.log, "-chardev pty,id=libxl-channel0"));
+    assert_string_equal(options_backend(&r.o, "libxl-channel0"), "pty");
+    assert_string_equal(options_backend(&r.o, "dbg"), "file:/tmp/dbg.log");
+    assert_null(options_backend(&r.o, "nope"));
     result_free(&r);
+    parse(&r, ARGS("-chardev", "spicevmc,id=s,name=vdagent"));
+    assert_int_equal(r.rc, 0);
+    assert_non_null(strstr(r.log, "-chardev spicevmc,id=s,name=vdagent"));
+    result_free(&r);
+    expect_error(ARGS("-chardev", "file,path=/tmp/x"), -EINVAL, "id= is required");
+    expect_error(ARGS("-chardev", "null,id=a", "-chardev", "null,id=a"), -EINVAL,
+                 "duplicate id 'a'");
     /* A chardev no monitor claims is simply freed. */
     parse(&r, ARGS("-chardev", "socket,id=z,path=/tmp/z,server=on,wait=off"));
     assert_int_equal(r.rc, 0);
@@ -667,6 +709,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_dm_restrict_fd_monitor),
         cmocka_unit_test(test_machine),
+        cmocka_unit_test(test_machine_sim),
         cmocka_unit_test(test_unknown_option),
         cmocka_unit_test(test_missing_argument),
         cmocka_unit_test(test_bad_domid),

@@ -41,6 +41,10 @@ struct fixture {
     char *log_buf;
     size_t log_size;
     FILE *log;
+    /* The software machine's clock (emulate_pm1_evt_and_timer). */
+    struct hw_clock clock;
+    uint64_t now;
+    bool sci;
 };
 
 static void rec_isa_irq(void *opaque, unsigned irq, bool level)
@@ -49,6 +53,12 @@ static void rec_isa_irq(void *opaque, unsigned irq, bool level)
 
     assert_true(f->nirqs < MAX_EVENTS);
     f->irqs[f->nirqs++] = (struct irq_event){irq, level};
+    f->sci = level;
+}
+
+static uint64_t clock_now(void *opaque)
+{
+    return ((struct fixture *)opaque)->now;
 }
 
 static const struct irq_sink_ops rec_ops = {.isa_irq = rec_isa_irq};
@@ -70,10 +80,11 @@ static void on_gpe_cleared(void *opaque, unsigned bit)
     }
 }
 
-static struct fixture *fixture_new(const struct piix4_pm_config *cfg)
+static struct fixture *fixture_new(const struct piix4_pm_config *config)
 {
     struct fixture *f = calloc(1, sizeof(*f));
     struct piix4_pm_ops ops = {on_poweroff, on_suspend, on_gpe_cleared, NULL};
+    struct piix4_pm_config sim, *cfg = &sim;
 
     assert_non_null(f);
     f->reraise_bit = -1;
@@ -85,6 +96,11 @@ static struct fixture *fixture_new(const struct piix4_pm_config *cfg)
     assert_int_equal(pci_host_init(&f->host, &f->bus), 0);
     f->sink = (struct irq_sink){&rec_ops, f};
     ops.opaque = f;
+    sim = *config;
+    f->clock = (struct hw_clock){clock_now, f};
+    f->now = 1000;
+    if (sim.emulate_pm1_evt_and_timer)
+        sim.clock = &f->clock;
     assert_int_equal(piix4_pm_init(&f->pm, &f->pci, &f->bus, &f->sink, cfg,
                                    &ops),
                      0);
@@ -103,6 +119,25 @@ static int setup_trad(void **state)
 {
     static const struct piix4_pm_config cfg = {
         .fixed_pmba = true, .sci_en_at_reset = true, .ncpus_online = 2};
+
+    *state = fixture_new(&cfg);
+    return 0;
+}
+
+static int setup_sim(void **state)
+{
+    static const struct piix4_pm_config cfg = {
+        .ncpus_online = 1, .emulate_pm1_evt_and_timer = true};
+
+    *state = fixture_new(&cfg);
+    return 0;
+}
+
+static int setup_sim_trad_32bit(void **state)
+{
+    static const struct piix4_pm_config cfg = {
+        .fixed_pmba = true, .sci_en_at_reset = true, .ncpus_online = 1,
+        .emulate_pm1_evt_and_timer = true, .pm_timer_32bit = true};
 
     *state = fixture_new(&cfg);
     return 0;
@@ -649,6 +684,207 @@ static void test_fini_lowers_sci(void **state)
     expect_irqs(f, NULL, 0);
 }
 
+/* --- software machine: PM1a_EVT and the PM timer ------------------------ */
+
+/* The first nanosecond at which the PM timer has counted `ticks`. */
+static uint64_t pmt_ns(uint64_t ticks)
+{
+    return (uint64_t)(((unsigned __int128)ticks * 1000000000u + 3579545 - 1) /
+                      3579545);
+}
+
+static void test_sim_blocks_follow_pmba(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_null(bus_find(&f->bus, BUS_PIO, 0xb000));
+    assert_null(bus_find(&f->bus, BUS_PIO, 0xb008));
+    hvmloader_program(f);
+    assert_ptr_equal(bus_find(&f->bus, BUS_PIO, 0xb000),
+                     &f->pm.pm1_evt_region);
+    assert_ptr_equal(bus_find(&f->bus, BUS_PIO, 0xb00b), &f->pm.pm_tmr_region);
+    cfg_write(f, 0x41, 0xc0, 1);
+    assert_null(bus_find(&f->bus, BUS_PIO, 0xb000));
+    assert_ptr_equal(bus_find(&f->bus, BUS_PIO, 0xc008), &f->pm.pm_tmr_region);
+    cfg_write(f, 0x80, 0x00, 1);
+    assert_null(bus_find(&f->bus, BUS_PIO, 0xc000));
+    assert_null(bus_find(&f->bus, BUS_PIO, 0xc008));
+    assert_int_equal(inp(f, 0xc008, 4), 0xffffffff);
+}
+
+static void test_pm_timer_value(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t ticks = 0x12345678ull;
+
+    hvmloader_program(f);
+    f->now = pmt_ns(ticks);
+    assert_int_equal(inp(f, 0xb008, 4), ticks & 0xffffff);
+    assert_int_equal(inp(f, 0xb008, 1), 0x78);
+    assert_int_equal(inp(f, 0xb00a, 1), 0x34);
+    assert_int_equal(inp(f, 0xb00b, 1), 0x00);
+    assert_int_equal(piix4_pm_timer_value(&f->pm), 0x345678);
+    f->now = pmt_ns(ticks + 1) - 1;
+    assert_int_equal(inp(f, 0xb008, 4), 0x345678);
+    f->now = pmt_ns(ticks + 1);
+    assert_int_equal(inp(f, 0xb008, 4), 0x345679);
+    /* Read-only. */
+    outp(f, 0xb008, 0, 4);
+    assert_int_equal(inp(f, 0xb008, 4), 0x345679);
+    /* One second is 3579545 counts. */
+    f->now += 1000000000;
+    assert_int_equal(inp(f, 0xb008, 4), (0x345679 + 3579545) & 0xffffff);
+}
+
+static void test_tmr_sts_and_sci(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t d;
+
+    hvmloader_program(f);
+    assert_int_equal(piix4_pm_next_deadline_ns(&f->pm), HW_CLOCK_NEVER);
+    f->now = pmt_ns((1u << 23) - 1);
+    assert_int_equal(inp(f, 0xb000, 2), 0x0000);
+    f->now = pmt_ns(1u << 23);
+    assert_int_equal(inp(f, 0xb000, 2), 0x0001); /* TMR_STS, no SCI */
+    expect_irqs(f, NULL, 0);
+    outp(f, 0xb000, 0x0001, 2);
+    assert_int_equal(inp(f, 0xb000, 2), 0x0000);
+    /* TMR_EN: the SCI at the next toggle of bit 23. */
+    outp(f, 0xb002, 0x0001, 2);
+    assert_int_equal(inp(f, 0xb002, 2), 0x0001);
+    d = piix4_pm_next_deadline_ns(&f->pm);
+    assert_int_equal(d, pmt_ns(2u << 23));
+    f->now = d - 1;
+    piix4_pm_update(&f->pm);
+    expect_irqs(f, NULL, 0);
+    f->now = d;
+    piix4_pm_update(&f->pm);
+    expect_irqs(f, &SCI_UP, 1);
+    assert_int_equal(piix4_pm_next_deadline_ns(&f->pm), HW_CLOCK_NEVER);
+    /* Writing 0 clears nothing; 1 clears and lowers the SCI. */
+    outp(f, 0xb000, 0x0000, 2);
+    expect_irqs(f, NULL, 0);
+    outp(f, 0xb000, 0x0001, 2);
+    expect_irqs(f, &SCI_DOWN, 1);
+    assert_int_equal(piix4_pm_next_deadline_ns(&f->pm), pmt_ns(3u << 23));
+    /* A late update still sets it, once. */
+    f->now = pmt_ns(10u << 23);
+    piix4_pm_update(&f->pm);
+    expect_irqs(f, &SCI_UP, 1);
+    /* Disabling lowers the SCI; the status stays. */
+    outp(f, 0xb002, 0x0000, 2);
+    expect_irqs(f, &SCI_DOWN, 1);
+    assert_int_equal(inp(f, 0xb000, 2), 0x0001);
+}
+
+static void test_power_button_and_gpe_share_sci(void **state)
+{
+    struct fixture *f = *state;
+
+    hvmloader_program(f);
+    assert_int_equal(piix4_pm_power_button(&f->pm), 0);
+    assert_int_equal(inp(f, 0xb000, 2), 0x0100);
+    expect_irqs(f, NULL, 0);
+    outp(f, 0xb003, 0x01, 1); /* PWRBTN_EN, by byte */
+    expect_irqs(f, &SCI_UP, 1);
+    outp(f, 0xafe2, 0x02, 1);
+    piix4_pm_gpe_raise(&f->pm, 1);
+    expect_irqs(f, NULL, 0); /* already up */
+    outp(f, 0xb000, 0x0100, 2);
+    expect_irqs(f, NULL, 0); /* GPE0 still holds it */
+    outp(f, 0xafe0, 0x02, 1);
+    expect_irqs(f, &SCI_DOWN, 1);
+    /* Write-1-to-clear touches only the bits written; unimplemented
+     * enables do not stick. */
+    assert_int_equal(piix4_pm_power_button(&f->pm), 0);
+    expect_irqs(f, &SCI_UP, 1);
+    outp(f, 0xb000, 0x7ffe & ~0x0100, 2);
+    assert_int_equal(inp(f, 0xb000, 2), 0x0100);
+    outp(f, 0xb002, 0xffff, 2);
+    assert_int_equal(inp(f, 0xb002, 2), 0x0721);
+    outp(f, 0xb000, 0xffff, 2);
+    expect_irqs(f, &SCI_DOWN, 1);
+    assert_int_equal(inp(f, 0xb000, 2), 0x0000);
+    /* The whole block in one dword: status low, enables high. */
+    assert_int_equal(piix4_pm_power_button(&f->pm), 0);
+    assert_int_equal(inp(f, 0xb000, 4), 0x07210100);
+    /* Reset clears status and enables; the timer keeps counting. */
+    pci_bus_reset(&f->pci);
+    expect_irqs(f, (const struct irq_event[]){SCI_UP, SCI_DOWN}, 2);
+    hvmloader_program(f);
+    assert_int_equal(inp(f, 0xb000, 4), 0x00000000);
+}
+
+static void test_power_button_refused_under_xen(void **state)
+{
+    struct fixture *f = *state;
+
+    assert_int_equal(piix4_pm_power_button(&f->pm), -EOPNOTSUPP);
+    assert_int_equal(piix4_pm_next_deadline_ns(&f->pm), HW_CLOCK_NEVER);
+    piix4_pm_update(&f->pm);
+    expect_irqs(f, NULL, 0);
+    assert_int_equal(piix4_pm_timer_value(&f->pm), 0);
+}
+
+static void test_trad_32bit_timer(void **state)
+{
+    struct fixture *f = *state;
+
+    /* Fixed block: decoded from the start at 0xB000. */
+    f->now = pmt_ns(0xfedcba98ull);
+    assert_int_equal(inp(f, 0xb008, 4), 0xfedcba98);
+    /* Bit 31 toggled on the way here. */
+    assert_int_equal(inp(f, 0xb000, 2), 0x0001);
+    outp(f, 0xb002, 0x0001, 2);
+    outp(f, 0xb000, 0x0001, 2);
+    expect_irqs(f, (const struct irq_event[]){SCI_UP, SCI_DOWN}, 2);
+    assert_int_equal(piix4_pm_next_deadline_ns(&f->pm), pmt_ns(1ull << 32));
+    f->now = pmt_ns(1ull << 32);
+    piix4_pm_update(&f->pm);
+    expect_irqs(f, &SCI_UP, 1);
+    assert_int_equal(inp(f, 0xb008, 4), 0);
+}
+
+static void test_sim_fuzz(void **state)
+{
+    struct fixture *f = *state;
+    unsigned seed = 99;
+
+    hvmloader_program(f);
+    for (unsigned i = 0; i < 100000; i++) {
+        unsigned r = (unsigned)rand_r(&seed);
+        uint16_t port = (uint16_t)(0xb000 + (r >> 4) % 12);
+        bool want;
+
+        f->nirqs = 0;
+        switch (r % 5) {
+        case 0:
+            outp(f, port, r >> 8, 1u << ((r >> 2) % 3));
+            break;
+        case 1:
+            (void)inp(f, port, 1u << ((r >> 2) % 3));
+            break;
+        case 2:
+            f->now += (r >> 4) % 100000000;
+            break;
+        case 3:
+            piix4_pm_update(&f->pm);
+            break;
+        case 4:
+            if ((r >> 4) % 50 == 0)
+                piix4_pm_power_button(&f->pm);
+            break;
+        }
+        want = (f->pm.pm1_sts & f->pm.pm1_en & 0x0721) != 0 ||
+               (f->pm.gpe_sts & f->pm.gpe_en) != 0;
+        assert_int_equal(f->sci, want);
+        assert_int_equal(f->pm.pm1_en & ~0x0721, 0);
+        assert_int_equal(f->pm.pm1_sts & ~0x8731, 0);
+        assert_int_equal(inp(f, 0xb008, 4) & 0xff000000u, 0);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -689,6 +925,19 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_fini_lowers_sci, setup_default,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_sim_blocks_follow_pmba, setup_sim,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pm_timer_value, setup_sim,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_tmr_sts_and_sci, setup_sim,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_power_button_and_gpe_share_sci,
+                                        setup_sim, teardown),
+        cmocka_unit_test_setup_teardown(test_power_button_refused_under_xen,
+                                        setup_default, teardown),
+        cmocka_unit_test_setup_teardown(test_trad_32bit_timer,
+                                        setup_sim_trad_32bit, teardown),
+        cmocka_unit_test_setup_teardown(test_sim_fuzz, setup_sim, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
