@@ -353,3 +353,30 @@ def test_pmode_guest(tmp_path):
     assert lines(text) == PMODE_OUTPUT, err
     assert proc.returncode == (0x2a << 1) | 1
     assert bad_log_lines(err) == []
+
+
+# --- scripts/sim-demo (what scripts/demo runs after the build) ---------------
+
+
+def test_demo_script():
+    import sys
+    d = os.environ.get("XEN_DM_GUESTS") or os.path.join(os.path.dirname(xendm.binary()), "tests-bin", "guests")
+    script = os.path.join(xendm.REPO_ROOT, "scripts", "sim-demo")
+    proc = subprocess.run([sys.executable, script, xendm.binary(), d], capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = [line.strip() for line in proc.stdout.splitlines()]
+    for line in XENFV_FUNCTIONS:
+        assert "guest  | " + line in out
+    expected_in_order = [
+        "guest  | ready",
+        "guest  | notify slot 3: insert (00:03.0 %s)" % TESTDEV,
+        "qmp    query-pci: 00:03.0 %s present" % TESTDEV,
+        "guest  | notify slot 3: removal (00:03.0 %s)" % TESTDEV,
+        "guest  | eject slot 3: gone",
+        "qmp    query-pci: 00:03.0 gone, 5 functions left",
+        "host   xen-dm exited with status 5 (the guest wrote 2 to isa-debug-exit)",
+    ]
+    positions = [out.index(line) for line in expected_in_order]
+    assert positions == sorted(positions)
+    assert out[-1].startswith("== done")
