@@ -26,7 +26,7 @@
  *              bits 5-7 replace the access byte's type nibble
  *    68     2  IDTR limit     70  4  IDTR base
  *    74     2  GDTR limit     76  4  GDTR base
- *    80     4  CR3
+ *    80     4  CR3 (bits 31-12); bit 4 is CR4.PSE
  *    84     1  CR0 low bits MP/EM/TS (bits 1-3)
  *    85     2  instruction budget (cut to MAX_INSNS)
  *    87     1  RAM filler XOR 0xF4: RAM outside the code is HLT by
@@ -369,6 +369,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cpu->gdtr.limit = get16(hdr + 74);
     cpu->gdtr.base = get32(hdr + 76);
     cpu->cr3 = get32(hdr + 80) & 0xfffff000u;
+    cpu->cr4 = get32(hdr + 80) & 0x10u; /* PSE, the one CR4 bit a 386 core may know */
     /* CR0 is a plain field; PE/PG set here is a machine handing over a
      * CPU already in protected mode with the descriptor caches above. */
     cpu->cr0 |= hdr[84] & 0x0eu;
