@@ -299,9 +299,8 @@ def test_hotplug_insert_during_an_unhandled_removal(guests):
     quit_hotplug(g, 2)
 
 
-def test_hotplug_guest_without_commands_runs_until_quit(guests):
-    # Not every byte is a command: others are ignored, and the guest only
-    # ends when told.
+def test_hotplug_ignores_unknown_command_bytes(guests):
+    # Bytes that are no command change nothing; the guest ends only on 'q'.
     g = guests("hotplug")
     boot_hotplug(g)
     g.send(b"xyz")
