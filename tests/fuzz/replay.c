@@ -81,7 +81,8 @@ static int replay_dir(const char *dir)
         }
         count++;
     }
-    qsort(names, count, sizeof(*names), name_cmp);
+    if (count)
+        qsort(names, count, sizeof(*names), name_cmp);
     for (size_t i = 0; i < count; i++) {
         struct stat st;
 
