@@ -1285,6 +1285,13 @@ int machine_save_state(struct machine *m, int fd)
     struct ss_writer w;
     int rc;
 
+    /* The stream is Xen's device state: the software machine's vCPU, RAM
+     * and its own timers are not in it, so it would restore a guest that
+     * never existed. */
+    if (m->has_sim) {
+        log_warn("savestate: -machine sim does not save its state");
+        return -EOPNOTSUPP;
+    }
     ss_writer_init(&w);
     rc = save_devices(m, &w);
     if (rc < 0)
@@ -1331,6 +1338,10 @@ int machine_load_state_err(struct machine *m, int fd, char *err,
     struct ss_reader r;
     int rc;
 
+    if (m->has_sim) {
+        snprintf(err, errlen, "-machine sim does not restore state");
+        return -EOPNOTSUPP;
+    }
     ss_writer_init(&snapshot);
     rc = ss_reader_read_fd(&r, fd);
     if (rc < 0)

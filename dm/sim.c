@@ -427,7 +427,6 @@ void sim_reset(struct sim *s)
     i8254_reset(&s->pit);
     if (s->has_rtc)
         rtc_reset(&s->rtc);
-    s->warned_unsupported = false;
 }
 
 void sim_kick(struct sim *s)
@@ -500,16 +499,14 @@ static void handle_stop(struct sim *s, enum x86emu_stop stop)
             machine_reset(m, true, "guest-reset");
         break;
     case X86EMU_STOP_UNSUPPORTED:
-        /* The guest went somewhere x86emu cannot follow (protected mode
-         * before it exists): stop it like an emulation failure, the way
-         * QEMU reports a KVM internal error. */
-        if (!s->warned_unsupported)
-            log_err("guest entered protected mode at %04x:%08" PRIx32
-                    ", which the software CPU does not implement: guest "
-                    "stopped (QMP status internal-error; system_reset revives "
-                    "it)", s->cpu.x86.seg[X86EMU_SEG_CS].selector,
-                    s->cpu.x86.eip);
-        s->warned_unsupported = true;
+        /* The guest went where x86emu cannot follow (a hardware task
+         * switch, virtual-8086 mode): stop it like an emulation failure,
+         * the way QEMU reports a KVM internal error. */
+        log_ratelimited(LOG_ERR, "guest at %04x:%08" PRIx32 " needs what the software CPU "
+                    "does not implement (hardware task switch or virtual-8086 "
+                    "mode): guest stopped (QMP status internal-error; "
+                    "system_reset revives it)",
+                    s->cpu.x86.seg[X86EMU_SEG_CS].selector, s->cpu.x86.eip);
         machine_internal_error(m);
         break;
     default:
@@ -529,32 +526,35 @@ int sim_run(struct sim *s)
         s->clock_stopped = true;
     }
     while (!loop_quitting(m->loop)) {
-        uint64_t deadline, now, budget, start, spent, done;
+        uint64_t deadline, now, budget, start, slice_ns, icount_before;
         enum x86emu_stop stop;
 
         sim_update_devices(s);
         deadline = sim_next_deadline(s);
         if (m->state != RUN_RUNNING) {
-            rc = loop_run_once(m->loop, wait_ms(s, deadline));
+            /* Paused (the clock stands still), shut down with
+             * -no-shutdown, suspended or failed: only the control planes
+             * can change that. */
+            rc = loop_run_once(m->loop, -1);
             if (rc < 0)
                 break;
             continue;
         }
         now = hw_clock_now(&s->clock);
-        spent = deadline > now ? deadline - now : 0;
-        if (spent > SIM_SLICE_NS)
-            spent = SIM_SLICE_NS;
-        budget = spent / 1000 * s->insn_per_us;
+        slice_ns = deadline > now ? deadline - now : 0;
+        if (slice_ns > SIM_SLICE_NS)
+            slice_ns = SIM_SLICE_NS;
+        budget = slice_ns / 1000 * s->insn_per_us;
         if (budget < 1000)
             budget = 1000;
         start = loop_now_ns();
-        done = s->cpu.x86.icount;
+        icount_before = s->cpu.x86.icount;
         stop = vcpu_run(&s->cpu, budget);
         if (stop == X86EMU_STOP_BUDGET) {
             /* Slices sized to the measured speed: long enough to amortise
              * the poll, short enough to keep the loop responsive. */
             uint64_t ns = loop_now_ns() - start;
-            uint64_t rate = ns ? (s->cpu.x86.icount - done) * 1000 / ns : 0;
+            uint64_t rate = ns ? (s->cpu.x86.icount - icount_before) * 1000 / ns : 0;
 
             if (rate)
                 s->insn_per_us = (s->insn_per_us * 3 + rate) / 4;

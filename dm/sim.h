@@ -56,7 +56,6 @@ struct sim {
     struct i8254 pit;
     struct rtc rtc;
     int exit_status;
-    bool warned_unsupported;
     /* -device isa-debug-exit. */
     bool has_debug_exit;
     struct debug_exit debug_exit;

@@ -168,7 +168,10 @@ static uint32_t shift(struct x86emu *cpu, unsigned op, uint32_t v,
 X86EMU_INLINE uint32_t rmw_lin(struct x86emu *cpu, struct x86emu_insn *in,
                                unsigned size)
 {
-    return seg_lin(cpu, in->ea_seg, in->ea, size, true);
+    uint32_t lin = seg_lin(cpu, in->ea_seg, in->ea, size, true);
+
+    lin_probe_write(cpu, lin, size);
+    return lin;
 }
 
 X86EMU_INLINE void alu_rm_reg(struct x86emu *cpu, struct x86emu_insn *in,
@@ -528,6 +531,10 @@ static void string_insn(struct x86emu *cpu, struct x86emu_insn in_copy,
     uint32_t count = in->rep ? cpu->gpr[X86EMU_ECX] & amask : 1;
     unsigned batch = 0;
 
+    /* I/O permission is checked before the count, as the SDM's INS/OUTS
+     * pseudocode does. */
+    if (kind == STR_INS || kind == STR_OUTS)
+        x86emu_check_io(cpu, port, size);
     if (!count)
         goto done;
     for (;;) {
@@ -607,8 +614,12 @@ done:
 /* ------------------------------------------------------------------ */
 /* Control transfer helpers. */
 
-static void far_jump(struct x86emu *cpu, uint16_t sel, uint32_t off)
+static void far_jump(struct x86emu *cpu, uint16_t sel, uint32_t off, bool o32)
 {
+    if (x86emu_protected(cpu)) {
+        x86emu_far_jump_pm(cpu, sel, off, o32);
+        return;
+    }
     /* Real mode: the CS limit stays what it was, so it can be checked
      * before anything changes. */
     if (off > cpu->seg[X86EMU_SEG_CS].limit)
@@ -625,6 +636,10 @@ static void far_call(struct x86emu *cpu, struct x86emu_insn in_copy, uint16_t se
     unsigned size = in->o32 ? 4 : 2;
     uint32_t sp = stack_ptr(cpu);
 
+    if (x86emu_protected(cpu)) {
+        x86emu_far_call_pm(cpu, sel, off, in->o32, insn_next_eip(cpu, in));
+        return;
+    }
     if (off > cpu->seg[X86EMU_SEG_CS].limit)
         x86emu_raise(cpu, X86EMU_VEC_GP);
     sp = stack_push_at(cpu, sp, cpu->seg[X86EMU_SEG_CS].selector, size);
@@ -642,6 +657,10 @@ static void far_return(struct x86emu *cpu, struct x86emu_insn in_copy,
     unsigned size = in->o32 ? 4 : 2;
     uint32_t sp = stack_ptr(cpu), off, sel;
 
+    if (x86emu_protected(cpu)) {
+        x86emu_far_return_pm(cpu, in->o32, release);
+        return;
+    }
     off = stack_read_at(cpu, sp, size);
     sel = stack_read_at(cpu, sp + size, size) & 0xffff;
     if (!in->o32)
@@ -660,6 +679,10 @@ static void iret(struct x86emu *cpu, struct x86emu_insn in_copy)
     unsigned size = in->o32 ? 4 : 2;
     uint32_t sp = stack_ptr(cpu), off, sel, flags;
 
+    if (x86emu_protected(cpu)) {
+        x86emu_iret_pm(cpu, in->o32);
+        return;
+    }
     off = stack_read_at(cpu, sp, size);
     sel = stack_read_at(cpu, sp + size, size) & 0xffff;
     flags = stack_read_at(cpu, sp + 2 * size, size);
@@ -725,6 +748,7 @@ bool x86emu_lock_allowed_0f(uint8_t op, uint8_t modrm)
         return false;
     switch (op) {
     case 0xab: case 0xb3: case 0xbb:
+    case 0xb0: case 0xb1: case 0xc0: case 0xc1: /* CMPXCHG, XADD */
         return true;
     case 0xba:
         return ((modrm >> 3) & 7) >= 5;
@@ -904,7 +928,7 @@ next_byte:
         if (x86emu_is_286(cpu))
             goto next_byte; /* the 286 ignores it as a prefix */
         /* ICEBP: a single-step style trap to vector 1. */
-        x86emu_interrupt(cpu, X86EMU_VEC_DB, insn_next_eip(cpu, &in));
+        x86emu_interrupt(cpu, X86EMU_VEC_DB, insn_next_eip(cpu, &in), 0, 0);
         return;
     case 0xf2:
     case 0xf3:
@@ -988,8 +1012,31 @@ next_byte:
             x86emu_raise(cpu, X86EMU_VEC_BR);
         break;
     }
-    case 0x63: /* ARPL: protected mode only */
-        x86emu_undefined(cpu);
+    case 0x63: { /* ARPL r/m16, r16: protected mode only */
+        uint32_t lin = 0;
+
+        if (!x86emu_protected(cpu))
+            x86emu_undefined(cpu);
+        decode_modrm(cpu, &in);
+        w = reg_read(cpu, modrm_reg(&in), 16);
+        if (modrm_is_reg(&in)) {
+            v = reg_read(cpu, in.modrm & 7, 16);
+        } else {
+            lin = rmw_lin(cpu, &in, 2);
+            v = lin_read(cpu, lin, 2);
+        }
+        if ((v & 3) < (w & 3)) {
+            v = (v & ~3u) | (w & 3);
+            if (modrm_is_reg(&in))
+                reg_write(cpu, in.modrm & 7, 16, v);
+            else
+                lin_write(cpu, lin, v, 2);
+            lf_from_flags(cpu, flags_read(cpu) | X86EMU_FLAG_ZF);
+        } else {
+            lf_from_flags(cpu, flags_read(cpu) & ~X86EMU_FLAG_ZF);
+        }
+        break;
+    }
 
     case 0x68:
         push(cpu, fetch_imm(cpu, &in, OSZ), OSZ / 8);
@@ -1169,7 +1216,8 @@ next_byte:
     case 0x9d:
         v = stack_read_at(cpu, stack_ptr(cpu), OSZ / 8);
         stack_set(cpu, stack_ptr(cpu) + OSZ / 8);
-        x86emu_write_eflags(cpu, v, in.o32 ? 0xffffffffu : 0xffff);
+        x86emu_write_eflags(cpu, v, (in.o32 ? 0xffffffffu : 0xffff) &
+                                        x86emu_eflags_priv_mask(cpu));
         break;
     case 0x9e: /* SAHF */
         lf_from_flags(cpu, (flags_read(cpu) & ~0xd5u) |
@@ -1295,15 +1343,17 @@ next_byte:
         far_return(cpu, in, 0);
         return;
     case 0xcc:
-        x86emu_interrupt(cpu, X86EMU_VEC_BP, insn_next_eip(cpu, &in));
+        x86emu_interrupt(cpu, X86EMU_VEC_BP, insn_next_eip(cpu, &in),
+                         X86EMU_INT_SOFT, 0);
         return;
     case 0xcd:
         v = fetch8(cpu, &in);
-        x86emu_interrupt(cpu, v, insn_next_eip(cpu, &in));
+        x86emu_interrupt(cpu, v, insn_next_eip(cpu, &in), X86EMU_INT_SOFT, 0);
         return;
     case 0xce:
         if (get_of(cpu)) {
-            x86emu_interrupt(cpu, X86EMU_VEC_OF, insn_next_eip(cpu, &in));
+            x86emu_interrupt(cpu, X86EMU_VEC_OF, insn_next_eip(cpu, &in),
+                             X86EMU_INT_SOFT, 0);
             return;
         }
         break;
@@ -1381,6 +1431,7 @@ next_byte:
                                   : (uint16_t)cpu->gpr[X86EMU_EDX];
 
         bits = op & 1 ? OSZ : 8;
+        x86emu_check_io(cpu, port, bits / 8);
         v = cpu->priv.ops->io_in(cpu->priv.opaque, port, bits / 8);
         reg_write(cpu, X86EMU_EAX, bits, v);
         break;
@@ -1393,6 +1444,7 @@ next_byte:
                                   : (uint16_t)cpu->gpr[X86EMU_EDX];
 
         bits = op & 1 ? OSZ : 8;
+        x86emu_check_io(cpu, port, bits / 8);
         /* The port write may stop the CPU or raise an interrupt: the
          * instruction is complete before the machine sees it. */
         cpu->eip = insn_next_eip(cpu, &in);
@@ -1425,11 +1477,12 @@ next_byte:
         uint32_t off = fetch_imm(cpu, &in, OSZ);
         uint16_t sel = (uint16_t)fetch16(cpu, &in);
 
-        far_jump(cpu, sel, off);
+        far_jump(cpu, sel, off, in.o32);
         return;
     }
 
     case 0xf4: /* HLT */
+        x86emu_require_cpl0(cpu);
         cpu->eip = insn_next_eip(cpu, &in);
         cpu->priv.halted = true;
         cpu->priv.events |= X86EMU_EV_HALT;
@@ -1449,9 +1502,13 @@ next_byte:
         lf_set_cf(cpu, op & 1);
         break;
     case 0xfa: /* CLI */
+        if (!(x86emu_eflags_priv_mask(cpu) & X86EMU_FLAG_IF))
+            x86emu_raise(cpu, X86EMU_VEC_GP); /* CPL > IOPL */
         cpu->priv.eflags &= ~X86EMU_FLAG_IF;
         break;
     case 0xfb: /* STI: interrupts wait one more instruction */
+        if (!(x86emu_eflags_priv_mask(cpu) & X86EMU_FLAG_IF))
+            x86emu_raise(cpu, X86EMU_VEC_GP);
         if (!(cpu->priv.eflags & X86EMU_FLAG_IF))
             cpu->priv.events |= X86EMU_EV_SHADOW;
         cpu->priv.eflags |= X86EMU_FLAG_IF;
@@ -1522,7 +1579,7 @@ next_byte:
             if (reg == 3)
                 far_call(cpu, in, sel, off);
             else
-                far_jump(cpu, sel, off);
+                far_jump(cpu, sel, off, in.o32);
             return;
         }
         case 4: /* JMP r/m */

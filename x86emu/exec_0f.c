@@ -40,6 +40,7 @@ static void group7(struct x86emu *cpu, struct x86emu_insn *in)
     case 3: /* LIDT */
         if (modrm_is_reg(in))
             x86emu_undefined(cpu);
+        x86emu_require_cpl0(cpu);
         limit = mem_read(cpu, in->ea_seg, in->ea, 2);
         base = mem_read(cpu, in->ea_seg,
                         (in->ea + 2) & (in->a32 ? ~0u : 0xffff), 4);
@@ -55,12 +56,22 @@ static void group7(struct x86emu *cpu, struct x86emu_insn *in)
             mem_write(cpu, in->ea_seg, in->ea, cpu->cr0 & 0xffff, 2);
         break;
     case 6: { /* LMSW: PE, MP, EM, TS; PE cannot be cleared this way */
-        uint32_t msw = rm_read(cpu, in, 16);
+        uint32_t msw;
+
+        x86emu_require_cpl0(cpu);
+        msw = rm_read(cpu, in, 16);
 
         x86emu_write_cr0(cpu, (cpu->cr0 & ~0xfu) | (msw & 0xf) |
                                   (cpu->cr0 & X86EMU_CR0_PE));
         break;
     }
+    case 7: /* INVLPG m (486) */
+        if (x86emu_is_286(cpu) || modrm_is_reg(in))
+            x86emu_undefined(cpu);
+        x86emu_require_cpl0(cpu);
+        /* The segment is not checked: INVLPG cannot fault on its operand. */
+        x86emu_invlpg(cpu, cpu->seg[in->ea_seg].base + in->ea);
+        break;
     default:
         x86emu_undefined(cpu);
     }
@@ -165,18 +176,29 @@ void x86emu_exec_0f(struct x86emu *cpu, struct x86emu_insn in_copy)
 
     switch (op) {
     case 0x00: /* SLDT STR LLDT LTR VERR VERW: protected mode only */
+        decode_modrm(cpu, in);
+        if (real_mode(cpu) || x86emu_is_286(cpu))
+            x86emu_undefined(cpu);
+        x86emu_group6(cpu, in);
+        break;
     case 0x02: /* LAR */
     case 0x03: /* LSL */
         decode_modrm(cpu, in);
-        if (real_mode(cpu))
+        if (real_mode(cpu) || x86emu_is_286(cpu))
             x86emu_undefined(cpu);
-        x86emu_undefined(cpu); /* protected mode is not implemented */
+        x86emu_lar_lsl(cpu, in, op == 0x03);
+        break;
     case 0x01:
         decode_modrm(cpu, in);
         group7(cpu, in);
         break;
     case 0x06: /* CLTS */
+        x86emu_require_cpl0(cpu);
         x86emu_write_cr0(cpu, cpu->cr0 & ~X86EMU_CR0_TS);
+        break;
+    case 0x08: /* INVD (486): no cache to invalidate */
+    case 0x09: /* WBINVD (486) */
+        x86emu_require_cpl0(cpu);
         break;
 
     case 0x20: /* MOV r32, CRn */
@@ -186,17 +208,24 @@ void x86emu_exec_0f(struct x86emu *cpu, struct x86emu_insn in_copy)
         decode_modrm(cpu, in);
         cr = modrm_reg(in);
         rm = in->modrm & 7;
-        if (cr != 0 && cr != 2 && cr != 3)
+        if (cr != 0 && cr != 2 && cr != 3 && cr != 4)
             x86emu_undefined(cpu);
+        x86emu_require_cpl0(cpu);
         if (op == 0x20) {
-            cpu->gpr[rm] = cr == 0 ? cpu->cr0 : cr == 2 ? cpu->cr2 : cpu->cr3;
+            cpu->gpr[rm] = cr == 0   ? cpu->cr0
+                           : cr == 2 ? cpu->cr2
+                           : cr == 3 ? cpu->cr3
+                                     : cpu->cr4;
         } else if (cr == 0) {
             x86emu_write_cr0(cpu, cpu->gpr[rm]);
         } else if (cr == 2) {
             cpu->cr2 = cpu->gpr[rm];
-        } else {
+        } else if (cr == 3) {
+            /* Every cached translation goes (there are no global pages). */
             cpu->cr3 = cpu->gpr[rm] & 0xfffff018u;
             x86emu_flush_tlb(cpu);
+        } else {
+            x86emu_write_cr4(cpu, cpu->gpr[rm]);
         }
         break;
     }
@@ -207,6 +236,7 @@ void x86emu_exec_0f(struct x86emu *cpu, struct x86emu_insn in_copy)
         decode_modrm(cpu, in);
         dr = modrm_reg(in);
         rm = in->modrm & 7;
+        x86emu_require_cpl0(cpu);
         if (dr == 4 || dr == 5)
             dr += 2; /* aliases of DR6 and DR7 */
         if (op == 0x21)
@@ -242,6 +272,10 @@ void x86emu_exec_0f(struct x86emu *cpu, struct x86emu_insn in_copy)
         x86emu_load_sreg(cpu, op == 0xa1 ? X86EMU_SEG_FS : X86EMU_SEG_GS,
                          (uint16_t)v);
         stack_set(cpu, stack_ptr(cpu) + osz / 8);
+        break;
+
+    case 0xa2: /* CPUID (486) */
+        x86emu_cpuid(cpu);
         break;
 
     case 0xa3: /* BT */
@@ -315,9 +349,65 @@ void x86emu_exec_0f(struct x86emu *cpu, struct x86emu_insn in_copy)
                              : 31u - (uint32_t)__builtin_clz(v));
         break;
 
+    case 0xb0: /* CMPXCHG r/m8, r8 (486) */
+    case 0xb1: { /* CMPXCHG r/m, r */
+        unsigned bits = op & 1 ? osz : 8;
+        uint32_t lin = 0, acc = reg_read(cpu, X86EMU_EAX, bits);
+
+        decode_modrm(cpu, in);
+        if (modrm_is_reg(in)) {
+            v = reg_read(cpu, in->modrm & 7, bits);
+        } else {
+            /* The destination is written whether or not it matches. */
+            lin = seg_lin(cpu, in->ea_seg, in->ea, bits / 8, true);
+            lin_probe_write(cpu, lin, bits / 8);
+            v = lin_read(cpu, lin, bits / 8);
+        }
+        w = v == acc ? reg_read(cpu, modrm_reg(in), bits) : v;
+        if (modrm_is_reg(in))
+            reg_write(cpu, in->modrm & 7, bits, w);
+        else
+            lin_write(cpu, lin, w, bits / 8);
+        if (v != acc)
+            reg_write(cpu, X86EMU_EAX, bits, v);
+        /* Flags as CMP accumulator, destination. */
+        w = (acc - v) & x86emu_size_mask(bits);
+        lf_arith(cpu, w, (~acc & v) | (~(acc ^ v) & w), bits);
+        break;
+    }
+    case 0xc0: /* XADD r/m8, r8 (486) */
+    case 0xc1: { /* XADD r/m, r */
+        unsigned bits = op & 1 ? osz : 8;
+        uint32_t lin = 0, src, sum;
+
+        decode_modrm(cpu, in);
+        src = reg_read(cpu, modrm_reg(in), bits);
+        if (modrm_is_reg(in)) {
+            v = reg_read(cpu, in->modrm & 7, bits);
+        } else {
+            lin = seg_lin(cpu, in->ea_seg, in->ea, bits / 8, true);
+            lin_probe_write(cpu, lin, bits / 8);
+            v = lin_read(cpu, lin, bits / 8);
+        }
+        sum = (v + src) & x86emu_size_mask(bits);
+        /* The old destination goes to the source register first, so
+         * XADD r, r with the same register leaves the sum. */
+        reg_write(cpu, modrm_reg(in), bits, v);
+        if (modrm_is_reg(in))
+            reg_write(cpu, in->modrm & 7, bits, sum);
+        else
+            lin_write(cpu, lin, sum, bits / 8);
+        lf_arith(cpu, sum, (v & src) | ((v | src) & ~sum), bits);
+        break;
+    }
+    case 0xc8 ... 0xcf: /* BSWAP r32 (486; undefined with 0x66) */
+        v = cpu->gpr[op & 7];
+        cpu->gpr[op & 7] = in->o32 ? __builtin_bswap32(v) : v & 0xffff0000u;
+        break;
+
     default:
         /* 0F 05 (286 LOADALL) and 0F 07 (386 LOADALL) are not
-         * implemented; neither is anything from later processors. */
+         * implemented; neither is anything after the 486. */
         x86emu_undefined(cpu);
     }
     cpu->eip = insn_next_eip(cpu, in);

@@ -6,9 +6,12 @@
  * the callback table below, so the library can be lifted out unchanged.
  *
  * Real mode is complete (8086/80186/80286 instructions and the 386 real-mode
- * extensions). Protected mode is not implemented yet: setting CR0.PE with
- * LMSW or MOV CR0 is accepted, but descriptor loading, gates and paging are
- * the subject of later work; see x86emu/README.md.
+ * extensions). The 386 model also runs 32-bit protected mode: descriptor
+ * tables, segment checks, far transfers through call gates, interrupt and
+ * trap gates with privilege changes, and paging with 4 KiB and 4 MiB pages.
+ * Task switches and virtual-8086 mode are not implemented (they stop the CPU
+ * with X86EMU_STOP_UNSUPPORTED); the 286 model has no protected mode. See
+ * x86emu/README.md for the details.
  *
  * Threading: one struct x86emu belongs to one thread. The callbacks run on
  * the thread that called x86emu_run(). The machine raises interrupts with
@@ -76,7 +79,15 @@ enum x86emu_gpr {
 #define X86EMU_CR0_EM 0x00000004u
 #define X86EMU_CR0_TS 0x00000008u
 #define X86EMU_CR0_ET 0x00000010u
+#define X86EMU_CR0_NE 0x00000020u
+#define X86EMU_CR0_WP 0x00010000u
+#define X86EMU_CR0_NW 0x20000000u
+#define X86EMU_CR0_CD 0x40000000u
 #define X86EMU_CR0_PG 0x80000000u
+
+/* CR4: only page size extensions (4 MiB pages) exist here; setting any
+ * other bit raises #GP(0). */
+#define X86EMU_CR4_PSE 0x00000010u
 
 /* Exception vectors the core raises. */
 enum x86emu_vector {
@@ -89,8 +100,11 @@ enum x86emu_vector {
     X86EMU_VEC_UD = 6,  /* invalid opcode */
     X86EMU_VEC_NM = 7,  /* no math coprocessor */
     X86EMU_VEC_DF = 8,  /* double fault */
-    X86EMU_VEC_SS = 12, /* stack segment overrun */
+    X86EMU_VEC_TS = 10, /* invalid TSS */
+    X86EMU_VEC_NP = 11, /* segment not present */
+    X86EMU_VEC_SS = 12, /* stack segment overrun / stack fault */
     X86EMU_VEC_GP = 13, /* general protection / segment overrun */
+    X86EMU_VEC_PF = 14, /* page fault */
 };
 
 /* A segment register with its hidden descriptor cache, as the processor
@@ -114,8 +128,9 @@ struct x86emu_dtr {
     uint16_t limit;
 };
 
-/* How the CPU reaches the machine. Addresses are physical (after A20
- * masking). Sizes are 1, 2 or 4; values are little-endian in the low bits.
+/* How the CPU reaches the machine. Addresses are physical (after paging
+ * and A20 masking); page tables, descriptor tables and the TSS are read and
+ * written through these callbacks too. Sizes are 1, 2 or 4; values are little-endian in the low bits.
  * An access that crosses a 4 KiB page boundary arrives as single bytes.
  * Every callback but map_ram is mandatory. */
 struct x86emu_ops {
@@ -144,9 +159,16 @@ enum x86emu_stop {
     X86EMU_STOP_HALT,     /* HLT, no interrupt deliverable */
     X86EMU_STOP_REQUEST,  /* x86emu_request_stop() was called */
     X86EMU_STOP_SHUTDOWN, /* triple fault; only x86emu_reset() revives it */
-    /* The guest set CR0.PE: protected mode is not implemented yet. The
-     * instruction that set it has completed; running again returns this
-     * again until x86emu_reset(). */
+    /* The guest asked for something the core does not implement:
+     * - a 286 model set CR0.PE (the 286 has no protected mode here); the
+     *   instruction has completed, and running again returns this again
+     *   until x86emu_reset();
+     * - a 386 model reached a hardware task switch (far JMP/CALL to a TSS
+     *   or task gate, an interrupt through a task gate, IRET with NT=1) or
+     *   virtual-8086 mode (IRET from CPL 0 with VM=1 in the popped EFLAGS);
+     *   nothing of that instruction or event happened, EIP points at the
+     *   instruction (an external interrupt that was acknowledged is lost),
+     *   and running again returns this again. */
     X86EMU_STOP_UNSUPPORTED,
 };
 
@@ -173,6 +195,12 @@ struct x86emu_private {
     /* Fast segment limit check: an access of n bytes at offset off is
      * in bounds when off + n <= seg_end (0 forces the careful path). */
     uint64_t seg_end[X86EMU_SEG_COUNT];
+    /* The same for writes (0 when the segment is not writable). */
+    uint64_t seg_wend[X86EMU_SEG_COUNT];
+    /* Current privilege level: 0 in real mode, set by CS loads in
+     * protected mode (it is not derived from CS.RPL, which is stale right
+     * after CR0.PE is set). */
+    unsigned cpl;
     /* Interrupt and run control. */
     uint32_t events;       /* X86EMU_EV_* bits, checked every instruction */
     bool intr;             /* INTR line level */
@@ -184,17 +212,26 @@ struct x86emu_private {
      * (eip - fetch_eip), all in one RAM page and inside the CS limit. */
     uint32_t fetch_eip;
     uint32_t fetch_span;
+    uint64_t fetch_limit_end; /* CS limit + 1 (or 0x10000), for fetching */
     const uint8_t *fetch_host;
     uint8_t fetch_buf[16]; /* bytes of an instruction outside the window */
     const uint8_t *fetch_end;
     unsigned maxlen;       /* longest instruction: 10 (286) or 15 */
     uint32_t eip_mask;     /* 0xffff while CS is a 16-bit segment */
     uint64_t insn_template; /* decoder prefix state for the current CS */
+    /* A page fault cut the slow-path fetch buffer short: fetching beyond
+     * fetch_end raises #PF at fetch_pf_lin instead of #GP. */
+    bool fetch_pf_valid;
+    uint32_t fetch_pf_lin;
+    uint32_t fetch_pf_err;
     jmp_buf fault_jmp;
     int fault_vector;
+    uint32_t fault_error;  /* error code of fault_vector */
+    uint32_t event_ext;    /* 1 while delivering an external event/fault */
     int fault_depth;       /* nonzero while an interrupt is being delivered */
     int delivering;        /* the vector being delivered, -1 if external */
     uint32_t insn_eip;     /* offset of the instruction being executed */
+    bool tlb_large;        /* a 4 MiB page is cached: INVLPG flushes all */
     struct x86emu_tlb_entry tlb[X86EMU_TLB_ENTRIES];
 };
 
@@ -207,6 +244,9 @@ struct x86emu {
     uint32_t cr0, cr2, cr3, cr4;
     uint32_t dr[8];
     enum x86emu_model model;
+    /* The machine has a local APIC: CPUID leaf 1 reports it (EDX bit 9).
+     * Set it after x86emu_init(); reset leaves it alone. */
+    bool cpuid_apic;
     uint64_t icount; /* instructions retired since reset */
     struct x86emu_private priv;
 };
@@ -252,7 +292,8 @@ void x86emu_nmi(struct x86emu *cpu);
 /* Makes x86emu_run() return X86EMU_STOP_REQUEST at the next instruction
  * boundary; safe to call from a callback. */
 void x86emu_request_stop(struct x86emu *cpu);
-/* Forgets every cached translation (see struct x86emu_ops.map_ram). */
+/* Forgets every cached translation (see struct x86emu_ops.map_ram), both
+ * map_ram answers and page-table walks. */
 void x86emu_flush_tlb(struct x86emu *cpu);
 /* True after HLT until an interrupt arrives. */
 bool x86emu_halted(const struct x86emu *cpu);

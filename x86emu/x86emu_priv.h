@@ -58,7 +58,7 @@ enum {
     X86EMU_EV_SHUTDOWN = 1u << 6,
     X86EMU_EV_STEP_DUE = 1u << 7, /* the instruction just run began with TF */
     X86EMU_EV_NMI_BLOCKED = 1u << 8, /* in an NMI handler until IRET */
-    X86EMU_EV_PROTECTED = 1u << 9,   /* CR0.PE set: not implemented */
+    X86EMU_EV_PROTECTED = 1u << 9,   /* CR0.PE set on a 286 */
 };
 
 /* ------------------------------------------------------------------ */
@@ -372,9 +372,27 @@ bool x86emu_seg_ok(const struct x86emu *cpu, unsigned sreg, uint32_t off,
 X86EMU_INLINE uint32_t seg_lin(struct x86emu *cpu, unsigned sreg, uint32_t off,
                                unsigned size, bool write)
 {
-    if (X86EMU_UNLIKELY((uint64_t)off + size > cpu->priv.seg_end[sreg]))
+    uint64_t end = write ? cpu->priv.seg_wend[sreg] : cpu->priv.seg_end[sreg];
+
+    if (X86EMU_UNLIKELY((uint64_t)off + size > end))
         x86emu_seg_check_slow(cpu, sreg, off, size, write);
     return cpu->seg[sreg].base + off;
+}
+
+/* Makes sure a write of size bytes at lin will not fault (paging), so an
+ * instruction can update flags between reading and writing the operand. */
+void x86emu_probe_write_slow(struct x86emu *cpu, uint32_t lin, unsigned size);
+
+X86EMU_INLINE void lin_probe_write(struct x86emu *cpu, uint32_t lin,
+                                   unsigned size)
+{
+    const struct x86emu_tlb_entry *e = tlb_entry(cpu, lin);
+    uint32_t off = lin & ~X86EMU_PAGE_MASK;
+
+    if (X86EMU_LIKELY(e->write_tag == lin - off &&
+                      off <= X86EMU_PAGE_SIZE - size))
+        return;
+    x86emu_probe_write_slow(cpu, lin, size);
 }
 
 X86EMU_INLINE uint32_t mem_read(struct x86emu *cpu, unsigned sreg,
@@ -392,18 +410,90 @@ X86EMU_INLINE void mem_write(struct x86emu *cpu, unsigned sreg, uint32_t off,
 /* ------------------------------------------------------------------ */
 /* Exceptions, interrupts, segment loads (cpu.c). */
 
+/* Raises an exception. Vectors that push an error code in protected mode
+ * push 0 (with the EXT bit while an event is being delivered). */
 noreturn void x86emu_raise(struct x86emu *cpu, int vector);
+/* Raises an exception with an error code (a selector error code gets the
+ * EXT bit added while an event is being delivered). */
+noreturn void x86emu_raise_err(struct x86emu *cpu, int vector, uint32_t err);
+/* Abandons the current instruction and stops with X86EMU_STOP_UNSUPPORTED
+ * (task switches, virtual-8086 mode). */
+noreturn void x86emu_unsupported(struct x86emu *cpu);
+/* The pseudo vector x86emu_unsupported() raises. */
+#define X86EMU_FAULT_UNSUPPORTED (-2)
 /* #GP(0) or, for a stack access on a 386, #SS(0). */
 noreturn void x86emu_raise_seg(struct x86emu *cpu, unsigned sreg);
-/* Delivers an interrupt through the IVT with the given return offset. */
-void x86emu_interrupt(struct x86emu *cpu, unsigned vector, uint32_t ret_eip);
+/* How an interrupt is delivered (x86emu_interrupt flags). */
+enum {
+    X86EMU_INT_SOFT = 1u << 0, /* INT n/INT3/INTO: gate DPL checked */
+    X86EMU_INT_ERR = 1u << 1,  /* push the error code (protected mode) */
+};
+/* Delivers an interrupt with the given return offset: through the IVT in
+ * real mode, through the IDT in protected mode. */
+void x86emu_interrupt(struct x86emu *cpu, unsigned vector, uint32_t ret_eip,
+                      unsigned how, uint32_t err);
+/* Protected-mode interrupt delivery (protected.c). */
+void x86emu_pm_interrupt(struct x86emu *cpu, unsigned vector, uint32_t ret_eip,
+                         unsigned how, uint32_t err);
 void x86emu_load_sreg(struct x86emu *cpu, unsigned sreg, uint16_t selector);
 /* Writes EFLAGS as POPF/IRET do (fixed bits and the model's rules). */
 void x86emu_write_eflags(struct x86emu *cpu, uint32_t value, uint32_t mask);
 /* The bits of EFLAGS that POPF can change at all on this model/mode. */
 uint32_t x86emu_eflags_writable(const struct x86emu *cpu);
-/* CR0 writes (LMSW, MOV CR0, CLTS). */
+/* The bits of EFLAGS that POPF/IRET may change at the current privilege
+ * level (IOPL only at CPL 0, IF only at CPL <= IOPL). */
+uint32_t x86emu_eflags_priv_mask(const struct x86emu *cpu);
+/* CR0 writes (LMSW, MOV CR0, CLTS) and CR4 writes (MOV CR4). */
 void x86emu_write_cr0(struct x86emu *cpu, uint32_t value);
+void x86emu_write_cr4(struct x86emu *cpu, uint32_t value);
+
+static inline bool x86emu_protected(const struct x86emu *cpu)
+{
+    return cpu->cr0 & X86EMU_CR0_PE;
+}
+
+/* #GP(0) unless CPL is 0 (privileged instructions). */
+static inline void x86emu_require_cpl0(struct x86emu *cpu)
+{
+    if (cpu->priv.cpl)
+        x86emu_raise(cpu, X86EMU_VEC_GP);
+}
+
+/* Segment-cache helpers (cpu.c). */
+void x86emu_seg_update(struct x86emu *cpu, unsigned sreg);
+bool x86emu_seg_cache_ok(const struct x86emu_segment *s, bool prot,
+                         uint32_t off, unsigned size, bool write);
+/* A new CPL (CS loads in protected mode); flushes the TLB when paging is
+ * on and the user/supervisor distinction changes. */
+void x86emu_set_cpl(struct x86emu *cpu, unsigned cpl);
+
+/* Linear accesses that bypass the TLB and the segment checks, with the
+ * page protection of a supervisor (user = false) or user access: for
+ * descriptor tables, the TSS and stacks of another privilege level. A
+ * multi-byte write that crosses a page checks both pages first. */
+uint32_t x86emu_lin_read_as(struct x86emu *cpu, uint32_t lin, unsigned size,
+                            bool user);
+void x86emu_lin_write_as(struct x86emu *cpu, uint32_t lin, uint32_t v,
+                         unsigned size, bool user);
+/* INVLPG: forgets the translation of one linear page. */
+void x86emu_invlpg(struct x86emu *cpu, uint32_t lin);
+
+/* Protected mode (protected.c). */
+struct x86emu_insn;
+void x86emu_far_jump_pm(struct x86emu *cpu, uint16_t sel, uint32_t off,
+                        bool o32);
+void x86emu_far_call_pm(struct x86emu *cpu, uint16_t sel, uint32_t off,
+                        bool o32, uint32_t ret_eip);
+void x86emu_far_return_pm(struct x86emu *cpu, bool o32, uint32_t release);
+void x86emu_iret_pm(struct x86emu *cpu, bool o32);
+/* 0F 00 (SLDT STR LLDT LTR VERR VERW), LAR and LSL. */
+void x86emu_group6(struct x86emu *cpu, struct x86emu_insn *in);
+void x86emu_lar_lsl(struct x86emu *cpu, struct x86emu_insn *in, bool lsl);
+/* #GP(0) unless the port range is accessible (CPL <= IOPL, or the TSS
+ * I/O permission bitmap allows it). */
+void x86emu_check_io(struct x86emu *cpu, uint16_t port, unsigned size);
+/* CPUID with EAX/ECX from the registers. */
+void x86emu_cpuid(struct x86emu *cpu);
 
 static inline bool x86emu_is_286(const struct x86emu *cpu)
 {
@@ -435,7 +525,7 @@ struct x86emu_insn {
     uint32_t ea;
 };
 
-noreturn void x86emu_fetch_fault(struct x86emu *cpu);
+noreturn void x86emu_fetch_fault(struct x86emu *cpu, const uint8_t *end);
 /* The bytes of the instruction at CS:eip when it is outside the fetch
  * window; they end at priv.fetch_end. */
 const uint8_t *x86emu_fetch_slow(struct x86emu *cpu, uint32_t eip);
@@ -452,7 +542,7 @@ int x86emu_pending_stop(struct x86emu *cpu);
 X86EMU_INLINE uint8_t fetch8(struct x86emu *cpu, struct x86emu_insn *in)
 {
     if (X86EMU_UNLIKELY(in->p >= in->end))
-        x86emu_fetch_fault(cpu);
+        x86emu_fetch_fault(cpu, in->end);
     return *in->p++;
 }
 
@@ -461,7 +551,7 @@ X86EMU_INLINE uint32_t fetch16(struct x86emu *cpu, struct x86emu_insn *in)
     uint32_t v;
 
     if (X86EMU_UNLIKELY(in->end - in->p < 2))
-        x86emu_fetch_fault(cpu);
+        x86emu_fetch_fault(cpu, in->end);
     v = x86emu_load_le(in->p, 2);
     in->p += 2;
     return v;
@@ -472,7 +562,7 @@ X86EMU_INLINE uint32_t fetch32(struct x86emu *cpu, struct x86emu_insn *in)
     uint32_t v;
 
     if (X86EMU_UNLIKELY(in->end - in->p < 4))
-        x86emu_fetch_fault(cpu);
+        x86emu_fetch_fault(cpu, in->end);
     v = x86emu_load_le(in->p, 4);
     in->p += 4;
     return v;

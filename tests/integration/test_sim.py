@@ -176,29 +176,54 @@ def test_hlt_with_interrupts_off_idles(start_daemon):
     assert cpu < wall / 2, "xen-dm used %.2f s of CPU in %.2f s while the guest was halted" % (cpu, wall)
 
 
-def test_protected_mode_stops_or_runs(start_daemon):
-    """Until x86emu has protected mode the vCPU stops with QMP status
-    internal-error (system_reset revives it, paused); with it, the guest
-    prints from 32-bit code and exits."""
-    d = start_daemon(sim_args("boot_pmode", "-serial", "file:{dir}/serial"), qmp=True)
-    d.allow_errors(r"guest entered protected mode")
+def test_protected_mode_guest(tmp_path):
+    rc, serial, err = run_sim("boot_pmode", tmp_path=tmp_path)
+    assert rc == (0x12 << 1) | 1, serial + err
+    assert serial == "pm: switching\r\npm: ok\r\n"
+
+
+def test_unemulated_feature_stops_the_machine(start_daemon):
+    """A hardware task switch (not implemented by x86emu) stops the vCPU
+    with QMP status internal-error; system_reset revives it, paused."""
+    d = start_daemon(sim_args("boot_taskswitch", "-S", "-serial", "file:{dir}/serial"), qmp=True)
+    d.allow_errors(r"needs what the software CPU does not implement")
     serial = pathlib_of(d, "serial")
     qmp = d.qmp()
-    deadline = time.monotonic() + RUN_TIMEOUT
-    while d.alive() and qmp.command("query-status")["status"] != "internal-error":
-        assert time.monotonic() < deadline, "neither stopped nor exited"
-        time.sleep(0.01)
-    if not d.alive():
-        d.expect_exit()
-        d.wait_exit()
-        assert d.stop(expect_rc=(0x12 << 1) | 1) == (0x12 << 1) | 1
-        assert serial.read_bytes().decode() == "pm: switching\r\npm: ok\r\n"
-        return
-    assert serial.read_bytes().decode() == "pm: switching\r\n"
+    qmp.command("cont")
+    wait_until(lambda: qmp.command("query-status")["status"] == "internal-error")
+    assert qmp.wait_event("STOP") is not None
+    assert serial.read_bytes().decode() == "ts: switching\r\n"
+    d.wait_log(r"guest at 0008:000f.... needs what the software CPU does not implement")
+    qmp.command("cont")  # refused silently, as QEMU needs a reset first
+    assert qmp.command("query-status")["status"] == "internal-error"
     qmp.command("system_reset")
     assert qmp.command("query-status")["status"] == "paused"
     qmp.command("cont")
-    wait_file(serial, r"pm: switching", count=2, alive=d.alive)
+    wait_file(serial, r"ts: switching", count=2, alive=d.alive)
+    wait_until(lambda: qmp.command("query-status")["status"] == "internal-error")
+
+
+SEABIOS = "/usr/share/seabios/bios.bin"
+
+
+@pytest.mark.skipif(not os.path.exists(SEABIOS), reason="no %s (Debian package seabios)" % SEABIOS)
+def test_seabios_boots_to_its_banner_and_beyond(start_daemon):
+    """Debian's SeaBIOS on the software machine: RAM size from CMOS (no
+    fw_cfg), PCI enumeration of the xenfv bus, shadowing through PAM, the PM
+    timer; its log goes to isa-debugcon at 0x402."""
+    d = start_daemon(["-machine", "sim", "-m", "64", "-bios", SEABIOS, "-serial", "null",
+                      "-chardev", "file,id=fw,path={dir}/seabios.log",
+                      "-device", "isa-debugcon,iobase=0x402,chardev=fw"], qmp=True)
+    log = pathlib_of(d, "seabios.log")
+    text = wait_file(log, r"Searching bootorder|No bootable device|Booting from", alive=d.alive)
+    assert text.startswith("SeaBIOS (version ")
+    assert "Running on QEMU (i440fx)" in text
+    assert "RamSize: 0x04000000 [cmos]" in text
+    assert "Found 5 PCI devices" in text
+    assert "PCI: init bdf=00:01.3 id=8086:7113" in text
+    assert "PCI: init bdf=00:02.0 id=5853:0001" in text
+    assert "Using pmtimer, ioport 0xb008" in text
+    assert d.qmp().command("query-status")["status"] == "running"
 
 
 # --- control: QMP and signals -------------------------------------------------
@@ -279,6 +304,18 @@ def test_poweroff_with_no_shutdown_stays(start_daemon):
     qmp.wait_event("SHUTDOWN")
     assert qmp.command("query-status")["status"] == "shutdown"
     assert d.alive()
+
+
+def test_device_state_save_and_load_are_refused(start_daemon):
+    d = start_daemon(sim_args("boot_spin", "-serial", "file:{dir}/serial"), qmp=True)
+    qmp = d.qmp()
+    path = os.path.join(d.dir, "state")
+    with pytest.raises(xendm.QMPError, match="not supported"):
+        qmp.command("xen-save-devices-state", filename=path)
+    open(path, "wb").close()
+    with pytest.raises(xendm.QMPError, match="does not restore state"):
+        qmp.command("xen-load-devices-state", filename=path)
+    assert qmp.command("query-status")["status"] == "running"
 
 
 def test_system_powerdown_refused_without_sim(qmp_daemon):

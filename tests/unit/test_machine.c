@@ -90,6 +90,128 @@ static void outl(struct fixture *fx, uint16_t port, uint32_t v)
     bus_write(&fx->m.bus, BUS_PIO, port, v, 4);
 }
 
+static void outb(struct fixture *fx, uint16_t port, uint8_t v)
+{
+    bus_write(&fx->m.bus, BUS_PIO, port, v, 1);
+}
+
+/* A 64 KiB firmware image of HLTs in a temporary file (removed by the
+ * caller). */
+static void write_bios(char path[32])
+{
+    uint8_t image[64 << 10];
+    int fd;
+
+    strcpy(path, "/tmp/xdm-biosXXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    memset(image, 0xf4, sizeof(image));
+    assert_int_equal(write(fd, image, sizeof(image)), (int)sizeof(image));
+    close(fd);
+}
+
+static void test_sim_machine_devices_and_pci_intx(void **state)
+{
+    char bios[32];
+    struct fixture *fx;
+    const struct bus_region *r;
+
+    write_bios(bios);
+    fx = build((const char *const[]){"-machine", "sim", "-m", "16", "-bios", bios,
+                                     "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                                     NULL});
+    unlink(bios);
+    assert_true(fx->m.has_sim);
+    /* The xenfv set plus what Xen would emulate. */
+    assert_non_null(pci_find_function(&fx->m.pci, MACHINE_PLATFORM_DEVFN));
+    r = bus_find(&fx->m.bus, BUS_PIO, 0x20);
+    assert_non_null(r);
+    assert_non_null(bus_find(&fx->m.bus, BUS_PIO, 0xa0));
+    assert_non_null(bus_find(&fx->m.bus, BUS_PIO, 0x4d0));
+    assert_non_null(bus_find(&fx->m.bus, BUS_PIO, 0x40));
+    assert_non_null(bus_find(&fx->m.bus, BUS_PIO, 0x61));
+    assert_non_null(bus_find(&fx->m.bus, BUS_PIO, 0xf4));
+    assert_string_equal(bus_find(&fx->m.bus, BUS_PIO, 0xf4)->name, "isa-debug-exit");
+    assert_int_equal(fx->m.sim.cpu.x86.eip, 0xfff0);
+
+    /* 8259s: master base 0x08, slave 0x70, nothing masked; IRQ 11 level. */
+    outb(fx, 0x20, 0x11);
+    outb(fx, 0x21, 0x08);
+    outb(fx, 0x21, 0x04);
+    outb(fx, 0x21, 0x01);
+    outb(fx, 0xa0, 0x11);
+    outb(fx, 0xa1, 0x70);
+    outb(fx, 0xa1, 0x02);
+    outb(fx, 0xa1, 0x01);
+    outb(fx, 0x4d1, 0x08);
+    /* PIIX3 PIRQA (config 0x60) -> IRQ 11. */
+    outl(fx, 0xcf8, 0x80000860);
+    outb(fx, 0xcfc, 11);
+
+    /* Slot 5 INTA swizzles to PIRQA (QEMU's pci_slot_get_pirq). IRQ 11 is
+     * slave IR3, level-triggered: its IRR bit follows the line. */
+    irq_set_pci_intx(&fx->m.irq, 5, 0, true);
+    assert_true(fx->m.sim.pic.chip[1].irr & 0x08);
+    assert_true(i8259_intr_pending(&fx->m.sim.pic));
+    irq_set_pci_intx(&fx->m.irq, 5, 0, false);
+    assert_false(fx->m.sim.pic.chip[1].irr & 0x08);
+    /* Slot 4 INTB shares the link; both must drop before the line does. */
+    irq_set_pci_intx(&fx->m.irq, 5, 0, true);
+    irq_set_pci_intx(&fx->m.irq, 4, 1, true);
+    irq_set_pci_intx(&fx->m.irq, 5, 0, false);
+    assert_true(fx->m.sim.pic.chip[1].irr & 0x08);
+    /* Unrouting the link withdraws the request; routing it back restores. */
+    outb(fx, 0xcfc, 0x80);
+    assert_false(fx->m.sim.pic.chip[1].irr & 0x08);
+    outb(fx, 0xcfc, 11);
+    assert_true(fx->m.sim.pic.chip[1].irr & 0x08);
+    assert_int_equal(i8259_ack(&fx->m.sim.pic), 0x73);
+    irq_set_pci_intx(&fx->m.irq, 4, 1, false);
+    /* An ISA source on the same line is OR'ed with the link. */
+    outb(fx, 0xa0, 0x20); /* EOI */
+    outb(fx, 0x20, 0x20);
+    irq_set_isa(&fx->m.irq, 11, true);
+    irq_set_pci_intx(&fx->m.irq, 5, 0, true);
+    irq_set_isa(&fx->m.irq, 11, false);
+    assert_true(fx->m.sim.pic.chip[1].irr & 0x08);
+    irq_set_pci_intx(&fx->m.irq, 5, 0, false);
+    assert_false(fx->m.sim.pic.chip[1].irr & 0x08);
+
+    /* A reset puts the vCPU back at the reset vector. */
+    fx->m.sim.cpu.x86.eip = 0x1234;
+    machine_reset(&fx->m, false, "host-qmp-system-reset");
+    assert_int_equal(fx->m.sim.cpu.x86.eip, 0xfff0);
+    assert_int_equal(fx->n_resets, 1);
+    destroy(fx);
+}
+
+static void test_sim_machine_refusals(void **state)
+{
+    char bios[32];
+    struct dm_options opts;
+    struct machine m;
+    struct loop *loop;
+    char *argv[] = {"xen-dm", "-M", "sim", "-bios", "/nonexistent/bios.bin", NULL};
+
+    assert_int_equal(options_parse(5, argv, &opts), 0);
+    assert_int_equal(loop_create(&loop), 0);
+    assert_int_equal(machine_init(&m, &opts, loop), -ENOENT);
+    options_free(&opts);
+
+    write_bios(bios);
+    {
+        char *argv2[] = {"xen-dm", "-M", "sim", "-bios", bios, "-device",
+                         "isa-debug-exit,iobase=0x20", NULL};
+
+        /* The port is the PIC's. */
+        assert_int_equal(options_parse(7, argv2, &opts), 0);
+        assert_int_equal(machine_init(&m, &opts, loop), -EEXIST);
+        options_free(&opts);
+    }
+    unlink(bios);
+    loop_destroy(loop);
+}
+
 static void test_qemu_xen_flavour(void **state)
 {
     static const char *const args[] = {"-machine", "xenfv", NULL};
@@ -400,6 +522,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qemu_xen_flavour),
+        cmocka_unit_test(test_sim_machine_devices_and_pci_intx),
+        cmocka_unit_test(test_sim_machine_refusals),
         cmocka_unit_test(test_qemu_trad_flavour),
         cmocka_unit_test(test_layout_forced_and_machine_pc),
         cmocka_unit_test(test_no_acpi),

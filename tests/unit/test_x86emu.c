@@ -779,6 +779,8 @@ static void test_budget(void **state)
     machine_free(m);
 }
 
+/* The 286 model has no protected mode: setting PE stops it. (The 386
+ * model's protected mode is tested in test_x86emu_pm.c.) */
 static void test_protected_mode_unsupported(void **state)
 {
     static const uint8_t code[] = {
@@ -786,7 +788,7 @@ static void test_protected_mode_unsupported(void **state)
         0x0f, 0x01, 0xf0, /* lmsw ax: PE */
         0xf4,
     };
-    struct machine *m = machine_new(X86EMU_MODEL_386, code, sizeof(code));
+    struct machine *m = machine_new(X86EMU_MODEL_286, code, sizeof(code));
 
     assert_int_equal(x86emu_run(&m->cpu, 100), X86EMU_STOP_UNSUPPORTED);
     assert_int_equal(m->cpu.cr0 & X86EMU_CR0_PE, X86EMU_CR0_PE);
