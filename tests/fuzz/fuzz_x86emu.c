@@ -37,11 +37,11 @@
  * except MMIO holes (0xA0000-0xBFFFF, every page whose number is 13 modulo
  * 16 and everything at or above 0xFEC00000) and a read-only page (number 14
  * modulo 16: ROM, written through mem_write and ignored). MMIO reads
- * return generator garbage. The callbacks, at the chaos rate, return NULL
- * from map_ram for RAM (the slow path must then give the same bytes),
- * return -1, huge or negative vectors from int_ack, and call
- * x86emu_request_stop/set_intr/nmi/flush_tlb/set_a20 from inside an
- * instruction.
+ * return garbage that depends on the address only. The callbacks, at the
+ * chaos rate, return NULL from map_ram for RAM (the slow path must then
+ * give the same bytes), return -1, huge or negative vectors from int_ack,
+ * and call x86emu_request_stop/set_intr/nmi/flush_tlb/set_a20 from inside
+ * an instruction.
  *
  * A crash, sanitizer report or broken invariant (checked below: the API's
  * promises, not guesses about instruction semantics) is a finding. */
@@ -79,6 +79,7 @@ struct fuzz_machine {
     unsigned chaos;
     bool in_run; /* callbacks may only poke the CPU while it runs */
     bool irq_sent; /* INTR or NMI raised: see check_stop_repeats */
+    uint64_t mmio_seed;
 };
 
 static uint64_t fuzz_next(struct fuzz_machine *m)
@@ -151,6 +152,16 @@ static uint32_t ram_read(const struct fuzz_machine *m, uint32_t addr,
     return v;
 }
 
+/* Garbage, but the same garbage for the same address within one input,
+ * so that an instruction that reads its descriptors or page tables from a
+ * hole behaves the same when it runs again. */
+static uint32_t mmio_value(const struct fuzz_machine *m, uint32_t addr)
+{
+    uint64_t x = (m->mmio_seed ^ addr) * 0x9e3779b97f4a7c15ull;
+
+    return (uint32_t)(x >> 29);
+}
+
 static uint32_t fuzz_mem_read(void *opaque, uint32_t addr, unsigned size)
 {
     struct fuzz_machine *m = opaque;
@@ -161,7 +172,7 @@ static uint32_t fuzz_mem_read(void *opaque, uint32_t addr, unsigned size)
         abort(); /* page crossings must arrive as bytes */
     fuzz_poke_cpu(m);
     if (page_kind(addr) == PAGE_MMIO)
-        return (uint32_t)fuzz_next(m);
+        return mmio_value(m, addr);
     return ram_read(m, addr, size);
 }
 
@@ -306,27 +317,6 @@ static void check_invariants(const struct fuzz_machine *m, uint64_t icount0,
         abort();
 }
 
-/* A shut-down CPU stays down, and one stopped at something unsupported
- * stops there again, until reset. A stop request made by a callback during
- * the stopping instruction is still honoured first. An external event can
- * be what stopped it (an interrupt through a task gate, whose acknowledged
- * vector is then lost) or divert the second attempt, so the unsupported
- * case is only checked for inputs that never raised INTR or NMI. */
-static void check_stop_repeats(struct fuzz_machine *m, enum x86emu_stop stop)
-{
-    enum x86emu_stop again;
-    unsigned tries = 0;
-
-    m->in_run = false;
-    x86emu_set_intr(&m->cpu, false);
-    do
-        again = x86emu_run(&m->cpu, 1);
-    while (again == X86EMU_STOP_REQUEST && ++tries < 3);
-    if (again != stop && (stop == X86EMU_STOP_SHUTDOWN || !m->irq_sent))
-        abort();
-    m->in_run = true;
-}
-
 static struct fuzz_machine fuzz_m;
 
 /* FUZZ_X86EMU_TRACE=1 in the environment prints every stop, to see what an
@@ -355,6 +345,29 @@ static void trace_stop(const struct x86emu *cpu, enum x86emu_stop stop)
             cpu->gpr[X86EMU_ECX]);
 }
 
+/* A shut-down CPU stays down, and one stopped at something unsupported
+ * stops there again, until reset. A stop request made by a callback during
+ * the stopping instruction is still honoured first. An external event can
+ * be what stopped it (an interrupt through a task gate, whose acknowledged
+ * vector is then lost) or divert the second attempt, so the unsupported
+ * case is only checked for inputs that never raised INTR or NMI. */
+static void check_stop_repeats(struct fuzz_machine *m, enum x86emu_stop stop)
+{
+    enum x86emu_stop again;
+    unsigned tries = 0;
+
+    m->in_run = false;
+    x86emu_set_intr(&m->cpu, false);
+    do
+        again = x86emu_run(&m->cpu, 1);
+    while (again == X86EMU_STOP_REQUEST && ++tries < 3);
+    if (fuzz_trace())
+        trace_stop(&m->cpu, again);
+    if (again != stop && (stop == X86EMU_STOP_SHUTDOWN || !m->irq_sent))
+        abort();
+    m->in_run = true;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_machine *m = &fuzz_m;
@@ -373,6 +386,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     m->rng = (uint64_t)get32(hdr + 2) | (uint64_t)get32(hdr + 6) << 32;
     if (m->rng == 0)
         m->rng = 0x9e3779b97f4a7c15ull; /* xorshift's one bad state */
+    m->mmio_seed = m->rng;
     m->in_run = false;
     m->irq_sent = false;
 
