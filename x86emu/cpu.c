@@ -595,6 +595,7 @@ void x86emu_write_eflags(struct x86emu *cpu, uint32_t value, uint32_t mask)
     lf_from_flags(cpu, f);
     if (cpu->priv.eflags & X86EMU_FLAG_TF)
         cpu->priv.events |= X86EMU_EV_TF;
+    x86emu_sync_intr(cpu);
 }
 
 uint32_t x86emu_get_eflags(const struct x86emu *cpu)
@@ -721,6 +722,7 @@ void x86emu_interrupt(struct x86emu *cpu, unsigned vector, uint32_t ret_eip,
     sp = stack_push_at(cpu, sp, ret_eip & 0xffff, 2);
     stack_set(cpu, sp);
     cpu->priv.eflags &= ~(X86EMU_FLAG_IF | X86EMU_FLAG_TF | X86EMU_FLAG_RF);
+    x86emu_sync_intr(cpu);
     x86emu_load_sreg(cpu, X86EMU_SEG_CS, (uint16_t)new_cs);
     cpu->eip = new_ip;
 }
@@ -889,10 +891,8 @@ void x86emu_set_a20(struct x86emu *cpu, bool enabled)
 
 void x86emu_set_intr(struct x86emu *cpu, bool asserted)
 {
-    if (asserted)
-        cpu->priv.events |= X86EMU_EV_INTR;
-    else
-        cpu->priv.events &= ~X86EMU_EV_INTR;
+    cpu->priv.intr = asserted;
+    x86emu_sync_intr(cpu);
 }
 
 void x86emu_nmi(struct x86emu *cpu)
@@ -944,8 +944,9 @@ void x86emu_reset(struct x86emu *cpu)
     cpu->icount = 0;
     cpu->priv.eflags = EFLAGS_FIXED1;
     lf_from_flags(cpu, 0);
-    /* The INTR level is the machine's; everything else starts quiet. */
-    cpu->priv.events &= X86EMU_EV_INTR;
+    /* The INTR level is the machine's; everything else starts quiet (and
+     * IF is clear, so no interrupt is deliverable). */
+    cpu->priv.events = 0;
     cpu->priv.halted = false;
     cpu->priv.fault_depth = 0;
     cpu->priv.delivering = -1;

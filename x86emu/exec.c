@@ -1505,6 +1505,7 @@ next_byte:
         if (!(x86emu_eflags_priv_mask(cpu) & X86EMU_FLAG_IF))
             x86emu_raise(cpu, X86EMU_VEC_GP); /* CPL > IOPL */
         cpu->priv.eflags &= ~X86EMU_FLAG_IF;
+        x86emu_sync_intr(cpu);
         break;
     case 0xfb: /* STI: interrupts wait one more instruction */
         if (!(x86emu_eflags_priv_mask(cpu) & X86EMU_FLAG_IF))
@@ -1512,6 +1513,7 @@ next_byte:
         if (!(cpu->priv.eflags & X86EMU_FLAG_IF))
             cpu->priv.events |= X86EMU_EV_SHADOW;
         cpu->priv.eflags |= X86EMU_FLAG_IF;
+        x86emu_sync_intr(cpu);
         break;
     case 0xfc: /* CLD */
         cpu->priv.eflags &= ~X86EMU_FLAG_DF;
@@ -1604,7 +1606,8 @@ enum x86emu_stop x86emu_exec_loop(struct x86emu *cpu)
     if (!cpu->priv.budget)
         return X86EMU_STOP_BUDGET;
     for (;;) {
-        if (X86EMU_UNLIKELY(cpu->priv.events)) {
+        /* NMI_BLOCKED only qualifies EV_NMI: nothing to do for it alone. */
+        if (X86EMU_UNLIKELY(cpu->priv.events & ~X86EMU_EV_NMI_BLOCKED)) {
             int stop = x86emu_service_events(cpu);
 
             if (stop >= 0)

@@ -661,6 +661,7 @@ void x86emu_pm_interrupt(struct x86emu *cpu, unsigned vector, uint32_t ret_eip,
                           X86EMU_FLAG_VM);
     if (!(type & 1))
         cpu->priv.eflags &= ~X86EMU_FLAG_IF;
+    x86emu_sync_intr(cpu);
 }
 
 /* ------------------------------------------------------------------ */

@@ -535,6 +535,19 @@ static inline void x86emu_fetch_invalidate(struct x86emu *cpu)
     cpu->priv.fetch_span = 0;
 }
 int x86emu_service_events(struct x86emu *cpu);
+
+/* X86EMU_EV_INTR means "an interrupt can be taken now": the INTR line is high
+ * and IF is set. Folding IF in keeps a guest that runs with interrupts off
+ * while a request is pending (firmware between CLI and its PIC set-up) on the
+ * fast path instead of servicing events after every instruction. Called
+ * after every change of the line or of IF. */
+static inline void x86emu_sync_intr(struct x86emu *cpu)
+{
+    if (cpu->priv.intr && (cpu->priv.eflags & X86EMU_FLAG_IF))
+        cpu->priv.events |= X86EMU_EV_INTR;
+    else
+        cpu->priv.events &= ~X86EMU_EV_INTR;
+}
 /* A stop condition the last instruction created (HLT, stop request,
  * shutdown, CR0.PE), or -1; takes no interrupts. */
 int x86emu_pending_stop(struct x86emu *cpu);

@@ -268,6 +268,41 @@ static void test_hlt_stops_and_interrupt_wakes(void **state)
     machine_free(m);
 }
 
+/* A request that arrives while IF=0 waits, and is taken right after the
+ * instruction that sets IF again, whichever instruction that is (the CPU
+ * keeps "deliverable" as one event bit, recomputed on every IF change). */
+static void test_pending_interrupt_waits_for_popf(void **state)
+{
+    static const uint8_t code[] = {
+        0xfa,             /* cli */
+        0x40,             /* inc ax */
+        0x40,             /* inc ax */
+        0x68, 0x00, 0x02, /* push 0200h: IF */
+        0x9d,             /* popf: the interrupt comes right after */
+        0x43,             /* inc bx */
+        0xf4,             /* hlt */
+    };
+    static const uint8_t handler[] = {
+        0x89, 0xc2, /* mov dx, ax */
+        0x89, 0xd9, /* mov cx, bx */
+        0xcf,       /* iret */
+    };
+    struct machine *m = machine_new(X86EMU_MODEL_386, code, sizeof(code));
+
+    poke(m, PHYS(HANDLER_SEG, 0), handler, sizeof(handler));
+    set_vector(m, 0x30, HANDLER_SEG, 0);
+    m->cpu.gpr[X86EMU_ECX] = 0xffff;
+    assert_int_equal(x86emu_run(&m->cpu, 1), X86EMU_STOP_BUDGET); /* cli */
+    m->pending_vector = 0x30;
+    x86emu_set_intr(&m->cpu, true);
+    assert_int_equal(x86emu_run(&m->cpu, 100), X86EMU_STOP_HALT);
+    assert_int_equal(m->acks, 1);
+    assert_int_equal(m->cpu.gpr[X86EMU_EDX], 2); /* after both incs */
+    assert_int_equal(m->cpu.gpr[X86EMU_ECX], 0); /* before inc bx */
+    assert_int_equal(m->cpu.gpr[X86EMU_EBX], 1);
+    machine_free(m);
+}
+
 static void test_int_through_ivt(void **state)
 {
     static const uint8_t code[] = {
@@ -913,6 +948,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_port_io_sizes),
         cmocka_unit_test(test_hlt_stops_and_interrupt_wakes),
+        cmocka_unit_test(test_pending_interrupt_waits_for_popf),
         cmocka_unit_test(test_int_through_ivt),
         cmocka_unit_test(test_divide_error),
         cmocka_unit_test(test_a20_wrap),
