@@ -77,7 +77,14 @@ static uint64_t vcpu_bus_access(struct vcpu *c, uint8_t type, uint64_t addr,
     };
 
     dispatch_ioreq(c->dispatch, &req);
-    if ((read ? bus->unassigned_reads : bus->unassigned_writes) != unassigned) {
+    /* A config cycle through 0xCFC to an absent function is a master abort
+     * (all-ones), counted as unassigned on the PCI configuration space; it is
+     * how every bus scan finds empty slots, not an access to a missing
+     * port, so it is not logged. */
+    bool config_data = type == IOREQ_TYPE_PIO && addr >= 0xcfc && addr < 0xd00;
+
+    if (!config_data &&
+        (read ? bus->unassigned_reads : bus->unassigned_writes) != unassigned) {
         c->stats.unassigned++;
         /* Probing absent hardware is what firmware does, so this is
          * information, not a warning; the guest gets all-ones. */
