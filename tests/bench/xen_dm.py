@@ -15,9 +15,11 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+import fakesysfs  # noqa: E402
 import xendm  # noqa: E402
 import xendouble  # noqa: E402
 import xenstored as xenstored_mod  # noqa: E402
@@ -40,9 +42,11 @@ def wait_state(client, want, timeout=10):
         time.sleep(0.0002)
 
 
-def spawn(xen, xs):
+def spawn(xen, xs, sysfs):
     env = dict(os.environ, **xen.env())
     env["XENSTORED_PATH"] = xs.socket
+    # pci-ins plugs a real pass-through function: a fake host NIC to read.
+    env["XEN_DM_SYSFS_ROOT"] = sysfs
     argv = [xendm.binary(), "-d", str(DOMID), "-domain-name", "bench", "-acpi",
             "-vcpus", "1", "-M", "xenfv"]
     return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -57,6 +61,8 @@ def main():
         return 0
     xs.start()
     client = xs.client()
+    sysfs_dir = tempfile.TemporaryDirectory(prefix="xendm-bench-sysfs-")
+    fakesysfs.make_nic(sysfs_dir.name)
     to_running, to_attached = [], []
     try:
         for _ in range(STARTS):
@@ -64,7 +70,7 @@ def main():
             client.write(DM + "/state", "")
             with xendouble.XenDouble(domid=DOMID, vcpus=1, ram_mib=16) as xen:
                 t0 = time.perf_counter()
-                dm = spawn(xen, xs)
+                dm = spawn(xen, xs, sysfs_dir.name)
                 xen.wait_attached()
                 to_attached.append(time.perf_counter() - t0)
                 wait_state(client, "running")
@@ -74,7 +80,7 @@ def main():
         client.mkdir(DM)
         client.write(DM + "/state", "")
         with xendouble.XenDouble(domid=DOMID, vcpus=1, ram_mib=16) as xen:
-            dm = spawn(xen, xs)
+            dm = spawn(xen, xs, sysfs_dir.name)
             try:
                 xen.wait_attached()
                 wait_state(client, "running")
@@ -101,6 +107,7 @@ def main():
     finally:
         client.close()
         xs.cleanup()
+        sysfs_dir.cleanup()
     total = sum(lat) / 1e9
     print("xen-dm: exec -> ioreq server attached: median %.1f ms, p90 %.1f ms"
           % (statistics.median(to_attached) * 1e3, pct(to_attached, 0.9) * 1e3))
