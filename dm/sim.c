@@ -81,9 +81,11 @@ static void sim_isa_irq(void *opaque, unsigned irq, bool level)
 static void sim_pci_intx(void *opaque, unsigned slot, unsigned pin, bool level)
 {
     struct sim *s = opaque;
-    /* PIIX3's swizzle (QEMU's pci_slot_get_pirq): slot 1 INTA is PIRQA. */
+    /* PIIX3's swizzle (QEMU's pci_slot_get_pirq): slot 1 INTA is PIRQA.
+     * Each slot has exactly one pin on a given link, so the slot alone
+     * names the source there (slot * 4 + pin would not fit in 32 bits). */
     unsigned link = (slot + pin - 1) & 3;
-    uint32_t bit = 1u << ((slot * 4 + pin) & 31);
+    uint32_t bit = 1u << (slot & 31);
 
     if (slot >= 32 || pin >= 4)
         return;

@@ -47,7 +47,7 @@ struct sim {
      * line through PIIX3's PIRQ routes into what the PIC sees. */
     struct irq_sink irq;
     uint16_t isa_level;
-    uint32_t intx_level[4]; /* per PIRQ link: bit slot * 4 + pin */
+    uint32_t intx_level[4]; /* per PIRQ link: bit slot */
     uint16_t pic_level;
     /* The devices Xen would otherwise emulate (the PM timer and PM1a
      * are the PIIX4 PM function's, built by machine.c). */
