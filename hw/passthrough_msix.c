@@ -84,8 +84,10 @@ static void entry_teardown(struct passthrough *pt, unsigned i)
 
     if (!e->mapped)
         return;
-    log_info("passthrough %s: MSI-X entry %u pirq %d unmapped", pt->name, i,
-             e->pirq);
+    /* The guest decides how often this happens (mask bits, address/data
+     * rewrites): rate limited like any other guest-provoked line. */
+    log_ratelimited(LOG_INFO, "passthrough %s: MSI-X entry %u pirq %d "
+                    "unmapped", pt->name, i, e->pirq);
     if (pt->ops.msi_unmap)
         pt->ops.msi_unmap(pt->ops.opaque, e->pirq, e->bound_addr,
                           e->bound_data, e->bound);
@@ -119,9 +121,9 @@ static void entry_update(struct passthrough *pt, unsigned i)
                e->bound_data == e->data && e->bound_gtable == m->gtable) {
         return;
     }
-    log_info("passthrough %s: MSI-X entry %u pirq %d addr 0x%" PRIx64
-             " data 0x%x table 0x%" PRIx64, pt->name, i, e->pirq, e->addr,
-             e->data, m->gtable);
+    log_ratelimited(LOG_INFO, "passthrough %s: MSI-X entry %u pirq %d addr "
+                    "0x%" PRIx64 " data 0x%x table 0x%" PRIx64, pt->name, i,
+                    e->pirq, e->addr, e->data, m->gtable);
     if (pt->ops.msi_update &&
         pt->ops.msi_update(pt->ops.opaque, e->pirq, e->addr, e->data,
                            m->gtable) < 0) {
