@@ -331,10 +331,14 @@ static void set_gate(struct i8254_channel *c, bool level, uint64_t t)
         }
         break;
     default: /* 2, 3 */
-        /* Low stops counting with OUT high; the rising edge reloads. */
+        /* Low stops counting with OUT high, the counter holding its value;
+         * the rising edge reloads. A count waiting for the end of the
+         * period waits for that edge now, as the period no longer ends. */
         if (!level) {
-            c->paused_elapsed = 0;
+            c->paused_elapsed = elapsed(c, segment_at(c, t), t);
             c->paused = true;
+            if (c->switch_pending)
+                c->switch_tick = NEVER;
         } else {
             if (c->switch_pending) {
                 c->count = c->next_count;

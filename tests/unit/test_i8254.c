@@ -324,6 +324,46 @@ static void test_gate_modes_1_and_5(void **state)
     assert_true(i8254_out(&f->pit, 2));
 }
 
+/* Modes 2 and 3: gate low suspends counting, so the counter holds the
+ * value it had (data sheet, GATE "disables counting"), and a count written
+ * for the end of the period waits with it; the rising edge reloads. */
+static void test_gate_low_holds_count_modes_2_3(void **state)
+{
+    struct fixture *f = *state;
+
+    outb(f, 0x61, 0x01);
+    program(f, 2, 2, 100); /* loaded at tick 1000 */
+    at_tick(f, 1030);
+    outb(f, 0x61, 0x00);
+    at_tick(f, 2000);
+    assert_int_equal(latch_read(f, 2), 70);
+    assert_true(i8254_out(&f->pit, 2));
+    outb(f, 0x61, 0x01);
+    assert_int_equal(latch_read(f, 2), 100);
+
+    /* A new count pending for the period's end (tick 2100) when the gate
+     * drops at 2040: the counter stays at 60 past 2100, the new count
+     * comes with the rising edge. */
+    at_tick(f, 2030);
+    outb(f, 0x42, 50);
+    outb(f, 0x42, 0);
+    at_tick(f, 2040);
+    outb(f, 0x61, 0x00);
+    at_tick(f, 3000);
+    assert_int_equal(latch_read(f, 2), 60);
+    outb(f, 0x61, 0x01);
+    assert_int_equal(latch_read(f, 2), 50);
+    at_tick(f, 3049);
+    assert_false(i8254_out(&f->pit, 2));
+
+    /* Mode 3 counts by two: 20 ticks into a 100 period it reads 60. */
+    program(f, 2, 3, 100); /* at 3049 */
+    at_tick(f, 3069);
+    outb(f, 0x61, 0x00);
+    at_tick(f, 4000);
+    assert_int_equal(latch_read(f, 2), 60);
+}
+
 static void test_gate_modes_0_2_3(void **state)
 {
     struct fixture *f = *state;
@@ -665,6 +705,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mode4_strobe, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gate_modes_1_and_5, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_gate_low_holds_count_modes_2_3,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_gate_modes_0_2_3, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_port61, setup, teardown),
