@@ -565,8 +565,11 @@ int sim_run(struct sim *s)
         }
         handle_stop(s, stop);
         if (stop == X86EMU_STOP_HALT && !loop_quitting(m->loop)) {
-            /* Nothing to do until a device deadline or an fd event. */
-            rc = loop_run_once(m->loop, wait_ms(s, deadline));
+            /* Nothing to do until a device deadline or an fd event. The
+             * deadline is taken again: the slice may have programmed a
+             * timer (a one-shot PIT, then HLT) that the one from before
+             * the slice does not know about. */
+            rc = loop_run_once(m->loop, wait_ms(s, sim_next_deadline(s)));
         } else {
             rc = loop_run_once(m->loop, 0);
         }
