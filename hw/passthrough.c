@@ -330,7 +330,9 @@ static void msi_teardown(struct passthrough *pt)
 {
     if (!pt->msi_mapped)
         return;
-    log_info("passthrough %s: MSI pirq %d unmapped", pt->name, pt->msi_pirq);
+    /* The guest decides how often MSI is toggled: rate-limited. */
+    log_ratelimited(LOG_INFO, "passthrough %s: MSI pirq %d unmapped", pt->name,
+                    pt->msi_pirq);
     if (pt->ops.msi_unmap)
         pt->ops.msi_unmap(pt->ops.opaque, pt->msi_pirq, pt->msi_addr,
                           pt->msi_data, pt->msi_bound);
@@ -372,8 +374,8 @@ static void update_msi(struct passthrough *pt)
     }
     pt->msi_addr = addr;
     pt->msi_data = data;
-    log_info("passthrough %s: MSI pirq %d addr 0x%" PRIx64 " data 0x%x",
-             pt->name, pt->msi_pirq, addr, data);
+    log_ratelimited(LOG_INFO, "passthrough %s: MSI pirq %d addr 0x%" PRIx64
+                    " data 0x%x", pt->name, pt->msi_pirq, addr, data);
     if (pt->ops.msi_update &&
         pt->ops.msi_update(pt->ops.opaque, pt->msi_pirq, addr, data, 0) < 0) {
         log_ratelimited(LOG_WARN, "passthrough %s: MSI update failed",

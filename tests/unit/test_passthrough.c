@@ -1213,6 +1213,39 @@ static void test_msix_guest_churn_log_ratelimited(void **state)
     passthrough_destroy(pt);
 }
 
+/* The same for plain MSI: a guest toggling MSI enable must not write a log
+ * line per toggle into dom0's log. */
+static void test_msi_guest_churn_log_ratelimited(void **state)
+{
+    struct fixture *f = *state;
+    struct passthrough *pt = create(f, "0000:03:00.0", false);
+    char *captured = NULL;
+    size_t captured_len = 0;
+    FILE *stream = open_memstream(&captured, &captured_len);
+    unsigned lines = 0;
+
+    assert_non_null(stream);
+    assert_int_equal(passthrough_attach(pt, &f->pci, PCI_DEVFN(4, 0)), 0);
+    wr(pt, 0x54, 0xfee00000, 4);
+    wr(pt, 0x58, 0, 4);
+    wr(pt, 0x5c, 0x4041, 2);
+    clear_log(f);
+    log_set_stream(stream);
+    for (unsigned i = 0; i < 500; i++) {
+        wr(pt, 0x52, 0x0001, 2);
+        wr(pt, 0x52, 0x0000, 2);
+    }
+    log_set_stream(NULL);
+    fclose(stream);
+    for (const char *p = captured; (p = strstr(p, "MSI pirq")); p++)
+        lines++;
+    free(captured);
+    assert_non_null(strstr(f->log, "msi map 03:00.0"));
+    assert_non_null(strstr(f->log, "msi unmap pirq"));
+    assert_true(lines < 200);
+    passthrough_destroy(pt);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1245,6 +1278,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_msix_hostile_guest_table, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_msix_guest_churn_log_ratelimited,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_msi_guest_churn_log_ratelimited,
                                         setup, teardown),
     };
 
