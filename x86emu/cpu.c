@@ -815,8 +815,11 @@ int x86emu_service_events(struct x86emu *cpu)
     if (p->events & X86EMU_EV_PROTECTED)
         return X86EMU_STOP_UNSUPPORTED;
     if (p->events & X86EMU_EV_STEP_DUE) {
-        p->events &= ~X86EMU_EV_STEP_DUE;
+        /* Cleared only once delivered: a delivery that stops as
+         * unsupported (a task gate) stays due, so running again stops at
+         * the same place again. */
         deliver_event(cpu, X86EMU_VEC_DB);
+        p->events &= ~X86EMU_EV_STEP_DUE;
     }
     if (p->events & X86EMU_EV_SHADOW) {
         p->events &= ~X86EMU_EV_SHADOW;
@@ -853,6 +856,10 @@ enum x86emu_stop x86emu_run(struct x86emu *cpu, uint64_t max_instructions)
     if (setjmp(cpu->priv.fault_jmp)) {
         /* An exception unwound an instruction or a delivery. */
         if (cpu->priv.fault_vector == X86EMU_FAULT_UNSUPPORTED) {
+            /* An instruction that stops did not run, so it owes no
+             * single-step trap; running again re-arms one if TF is set. */
+            if (!cpu->priv.fault_depth)
+                cpu->priv.events &= ~X86EMU_EV_STEP_DUE;
             cpu->eip = cpu->priv.insn_eip;
             cpu->priv.fault_depth = 0;
             cpu->priv.delivering = -1;
