@@ -217,24 +217,19 @@ static int add_command_line_devices(struct machine *m)
         const char *dev = o->devices[i];
         char id[64] = "", addr[16] = "";
 
-        if (!strncmp(dev, "ide-cd", 6) || !strncmp(dev, "ide-hd", 6)) {
+        if (options_device_is(dev, "ide-cd") || options_device_is(dev, "ide-hd")) {
             ide_devices[n_ide++] = dev;
-        } else if (!strncmp(dev, "pci-testdev", 11) &&
-                   (dev[11] == '\0' || dev[11] == ',')) {
-            for (const char *p = strchr(dev, ','); p; p = strchr(p + 1, ',')) {
-                if (!strncmp(p, ",id=", 4))
-                    sscanf(p + 4, "%63[^,]", id);
-                else if (!strncmp(p, ",addr=", 6))
-                    sscanf(p + 6, "%15[^,]", addr);
-            }
+        } else if (options_device_is(dev, "pci-testdev")) {
+            options_device_prop(dev, "id", id, sizeof(id));
+            options_device_prop(dev, "addr", addr, sizeof(addr));
             rc = machine_device_add(m, "pci-testdev", id, addr[0] ? addr : NULL,
                                     err, sizeof(err));
             if (rc < 0) {
                 log_err("-device %s: %s", dev, err);
                 return rc;
             }
-        } else if (!strncmp(dev, "isa-debug-exit", 14) ||
-                   !strncmp(dev, "isa-debugcon", 12)) {
+        } else if (options_device_is(dev, "isa-debug-exit") ||
+                   options_device_is(dev, "isa-debugcon")) {
             /* The software machine's devices (sim.c). */
             if (!m->has_sim)
                 log_warn("-device %s: only with -machine sim; ignored", dev);

@@ -338,6 +338,32 @@ out:
     return rc;
 }
 
+bool options_device_is(const char *dev, const char *name)
+{
+    size_t n = strlen(name);
+
+    return !strncmp(dev, name, n) && (dev[n] == '\0' || dev[n] == ',');
+}
+
+const char *options_device_prop(const char *dev, const char *key, char *buf,
+                                size_t len)
+{
+    size_t klen = strlen(key);
+
+    for (const char *p = strchr(dev, ','); p; p = strchr(p + 1, ',')) {
+        if (!strncmp(p + 1, key, klen) && p[1 + klen] == '=') {
+            size_t n = strcspn(p + 2 + klen, ",");
+
+            if (n >= len)
+                n = len - 1;
+            memcpy(buf, p + 2 + klen, n);
+            buf[n] = '\0';
+            return buf;
+        }
+    }
+    return NULL;
+}
+
 const char *options_backend(const struct dm_options *o, const char *id)
 {
     for (unsigned i = 0; i < o->n_backends; i++)

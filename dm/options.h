@@ -59,6 +59,12 @@ struct dm_options {
     char *backend_specs[OPT_MAX_LIST];
 };
 
+/* A -device argument "driver,key=value,...": whether its driver is name, and
+ * the value of key (copied into buf, cut to len - 1 bytes), or NULL. */
+bool options_device_is(const char *dev, const char *name);
+const char *options_device_prop(const char *dev, const char *key, char *buf,
+                                size_t len);
+
 /* The charbe spec of the -chardev backend named id, or NULL. */
 const char *options_backend(const struct dm_options *o, const char *id);
 

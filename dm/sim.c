@@ -121,31 +121,11 @@ static void sim_debug_exit(void *opaque, int status)
     vcpu_kick(&s->cpu);
 }
 
-/* "name,key=value,..." -> the value of key, or NULL. */
-static const char *device_prop(const char *dev, const char *key, char *buf,
-                               size_t len)
-{
-    size_t klen = strlen(key);
-
-    for (const char *p = strchr(dev, ','); p; p = strchr(p + 1, ',')) {
-        if (!strncmp(p + 1, key, klen) && p[1 + klen] == '=') {
-            size_t n = strcspn(p + 2 + klen, ",");
-
-            if (n >= len)
-                n = len - 1;
-            memcpy(buf, p + 2 + klen, n);
-            buf[n] = '\0';
-            return buf;
-        }
-    }
-    return NULL;
-}
-
 static int device_prop_uint(const char *dev, const char *key,
                             unsigned long max, unsigned long *out)
 {
     char buf[32], *end;
-    const char *v = device_prop(dev, key, buf, sizeof(buf));
+    const char *v = options_device_prop(dev, key, buf, sizeof(buf));
     unsigned long n;
 
     if (!v)
@@ -158,13 +138,6 @@ static int device_prop_uint(const char *dev, const char *key,
     }
     *out = n;
     return 0;
-}
-
-static bool device_is(const char *dev, const char *name)
-{
-    size_t n = strlen(name);
-
-    return !strncmp(dev, name, n) && (dev[n] == '\0' || dev[n] == ',');
 }
 
 static int add_debug_exit(struct sim *s, const char *dev)
@@ -235,9 +208,9 @@ static int add_devices(struct sim *s)
     for (unsigned i = 0; i < o->n_devices && rc == 0; i++) {
         const char *dev = o->devices[i];
 
-        if (device_is(dev, "isa-debug-exit")) {
+        if (options_device_is(dev, "isa-debug-exit")) {
             rc = add_debug_exit(s, dev);
-        } else if (device_is(dev, "isa-debugcon")) {
+        } else if (options_device_is(dev, "isa-debugcon")) {
             unsigned long port = DEBUGCON_DEFAULT_IOBASE;
             char id[64];
             const char *spec;
@@ -245,7 +218,7 @@ static int add_devices(struct sim *s)
             rc = device_prop_uint(dev, "iobase", 0xffff, &port);
             if (rc < 0)
                 break;
-            if (!device_prop(dev, "chardev", id, sizeof(id))) {
+            if (!options_device_prop(dev, "chardev", id, sizeof(id))) {
                 log_err("-device %s: chardev=ID is required", dev);
                 return -EINVAL;
             }

@@ -701,9 +701,29 @@ static void test_chardev_rejects(void **state)
     parse_bad("socket,id=keep,path=/tmp/p,oops", true, -EINVAL, "'oops'");
 }
 
+static void test_device_props(void **state)
+{
+    const char *dev = "isa-debug-exit,iobase=0xf4,iosize=0x04";
+    char buf[8];
+
+    assert_true(options_device_is(dev, "isa-debug-exit"));
+    assert_false(options_device_is(dev, "isa-debug"));
+    assert_false(options_device_is("isa-debugcon", "isa-debug"));
+    assert_string_equal(options_device_prop(dev, "iosize", buf, sizeof(buf)),
+                        "0x04");
+    /* A key is matched whole, never as the prefix of another key. */
+    assert_null(options_device_prop(dev, "io", buf, sizeof(buf)));
+    /* The driver name is not a key. */
+    assert_null(options_device_prop("iobase=1", "iobase", buf, sizeof(buf)));
+    /* Cut to the buffer. */
+    assert_string_equal(options_device_prop("x,id=abcdefghij", "id", buf,
+                                            sizeof(buf)), "abcdefg");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_device_props),
         cmocka_unit_test(test_qemu_xen_command_line),
         cmocka_unit_test(test_qemu_trad_command_line),
         cmocka_unit_test(test_defaults),
