@@ -58,7 +58,7 @@ xen-dm: obj/dm/main.o libxendm.a
 	@$(if $(V),,echo "  LINK    $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-tests-bin/%: obj/tests/unit/%.o libxendm.a
+tests-bin/%: obj/tests/unit/%.o obj/tests/unit/log_capture.o libxendm.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LIBS)
 

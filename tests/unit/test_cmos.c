@@ -14,6 +14,7 @@
 
 #include "../../hw/bus.h"
 #include "../../lib/log.h"
+#include "log_capture.h"
 #include "../../hw/cmos.h"
 
 #define MiB (1ull << 20)
@@ -365,27 +366,6 @@ static void test_bad_arguments(void **state)
     assert_ptr_equal(bus_find(&fx->bus, BUS_PIO, 0x70), &fx->cmos.region);
 }
 
-/* Runs fn with trace point name enabled and returns what it logged. */
-static char *traced(const char *name, void (*fn)(struct fixture *),
-                    struct fixture *fx)
-{
-    static char buf[4096];
-    FILE *f = tmpfile();
-    size_t n;
-
-    assert_non_null(f);
-    log_set_stream(f);
-    assert_int_equal(trace_enable(name, true), 1);
-    fn(fx);
-    trace_enable(name, false);
-    log_set_stream(NULL);
-    rewind(f);
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static void touch_nvram(struct fixture *fx)
 {
     guest_write(fx, 0x8e, 0x5a);
@@ -398,12 +378,16 @@ static void test_trace_accesses(void **state)
     const struct cmos_config cfg = {.ram_below_4g = 1 * GiB,
                                     .boot_order = "cda",
                                     .ncpus = 1};
+    struct log_capture cap;
     const char *out;
 
     assert_int_equal(cmos_init(&fx->cmos, &fx->bus, &cfg), 0);
-    out = traced("cmos", touch_nvram, fx);
+    log_capture_begin(&cap, "cmos");
+    touch_nvram(fx);
+    out = log_capture_end(&cap);
     assert_non_null(strstr(out, "write [0x0e] = 0x5a"));
     assert_non_null(strstr(out, "read [0x3d] = 0x32"));
+    log_capture_free(&cap);
 }
 
 int main(void)

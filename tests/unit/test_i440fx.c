@@ -12,6 +12,7 @@
 
 #include "../../hw/bus.h"
 #include "../../lib/log.h"
+#include "log_capture.h"
 #include "../../hw/i440fx.h"
 #include "../../hw/pci.h"
 
@@ -189,27 +190,6 @@ static void test_ram_size_register(void **state)
     assert_int_equal(cfg_read_via_host(fx, 0, 0x57, 1), 12);
 }
 
-/* Runs fn with trace point name enabled and returns what it logged. */
-static char *traced(const char *name, void (*fn)(struct fixture *),
-                    struct fixture *fx)
-{
-    static char buf[4096];
-    FILE *f = tmpfile();
-    size_t n;
-
-    assert_non_null(f);
-    log_set_stream(f);
-    assert_int_equal(trace_enable(name, true), 1);
-    fn(fx);
-    trace_enable(name, false);
-    log_set_stream(NULL);
-    rewind(f);
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static void write_pam1(struct fixture *fx)
 {
     cfg_write_via_host(fx, 0, 0x5a, 0x33, 1);
@@ -217,9 +197,15 @@ static void write_pam1(struct fixture *fx)
 
 static void test_trace_names_registers(void **state)
 {
-    const char *out = traced("i440fx", write_pam1, *state);
+    struct log_capture cap;
+    const char *out;
+
+    log_capture_begin(&cap, "i440fx");
+    write_pam1(*state);
+    out = log_capture_end(&cap);
 
     assert_non_null(strstr(out, "PAM1 <- 0x33 (now 0x33)"));
+    log_capture_free(&cap);
 }
 
 int main(void)

@@ -20,6 +20,7 @@
 #include "../../hw/passthrough.h"
 #include "../../hw/pci.h"
 #include "../../lib/log.h"
+#include "log_capture.h"
 
 /* Linux IORESOURCE_* flags as sysfs prints them. */
 #define RES_IO 0x40101ull
@@ -1186,23 +1187,18 @@ static unsigned churn_log_lines(struct fixture *f, struct passthrough *pt,
                                                struct passthrough *, bool),
                                 const char *needle)
 {
-    char *captured = NULL;
-    size_t captured_len = 0;
-    FILE *stream = open_memstream(&captured, &captured_len);
+    struct log_capture cap;
     unsigned lines = 0;
 
-    assert_non_null(stream);
     clear_log(f);
-    log_set_stream(stream);
+    log_capture_begin(&cap, NULL);
     for (unsigned i = 0; i < 500; i++) {
         toggle(f, pt, false);
         toggle(f, pt, true);
     }
-    log_set_stream(NULL);
-    fclose(stream);
-    for (const char *p = captured; (p = strstr(p, needle)); p++)
+    for (const char *p = log_capture_end(&cap); (p = strstr(p, needle)); p++)
         lines++;
-    free(captured);
+    log_capture_free(&cap);
     return lines;
 }
 

@@ -13,6 +13,7 @@
 
 #include "../../hw/bus.h"
 #include "../../lib/log.h"
+#include "log_capture.h"
 #include "../../hw/irq.h"
 #include "../../hw/pci.h"
 #include "../../hw/piix3.h"
@@ -407,27 +408,6 @@ static void test_init_errors_and_fini(void **state)
     assert_int_equal(fx->resets, 1);
 }
 
-/* Runs fn with trace point name enabled and returns what it logged. */
-static char *traced(const char *name, void (*fn)(struct fixture *),
-                    struct fixture *fx)
-{
-    static char buf[4096];
-    FILE *f = tmpfile();
-    size_t n;
-
-    assert_non_null(f);
-    log_set_stream(f);
-    assert_int_equal(trace_enable(name, true), 1);
-    fn(fx);
-    trace_enable(name, false);
-    log_set_stream(NULL);
-    rewind(f);
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static void write_pirq_b(struct fixture *fx)
 {
     cfg_write(fx, 0x61, 0x0a, 1);
@@ -436,10 +416,16 @@ static void write_pirq_b(struct fixture *fx)
 
 static void test_trace_names_registers(void **state)
 {
-    const char *out = traced("piix3", write_pirq_b, *state);
+    struct log_capture cap;
+    const char *out;
+
+    log_capture_begin(&cap, "piix3");
+    write_pirq_b(*state);
+    out = log_capture_end(&cap);
 
     assert_non_null(strstr(out, "PIRQRCB[0x61] <- 0x0a"));
     assert_non_null(strstr(out, "port 0x92: A20 enabled"));
+    log_capture_free(&cap);
 }
 
 int main(void)

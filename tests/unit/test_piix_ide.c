@@ -13,6 +13,7 @@
 
 #include "../../hw/bus.h"
 #include "../../lib/log.h"
+#include "log_capture.h"
 #include "../../hw/pci.h"
 #include "../../hw/piix_ide.h"
 
@@ -297,27 +298,6 @@ static void test_init_conflict(void **state)
     assert_ptr_equal(pci_find_function(&fx->pci, PIIX_IDE_DEVFN), &fx->ide.fn);
 }
 
-/* Runs fn with trace point name enabled and returns what it logged. */
-static char *traced(const char *name, void (*fn)(struct fixture *),
-                    struct fixture *fx)
-{
-    static char buf[4096];
-    FILE *f = tmpfile();
-    size_t n;
-
-    assert_non_null(f);
-    log_set_stream(f);
-    assert_int_equal(trace_enable(name, true), 1);
-    fn(fx);
-    trace_enable(name, false);
-    log_set_stream(NULL);
-    rewind(f);
-    n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static void program_and_start(struct fixture *fx)
 {
     hvmloader_program(fx, 0xc000);
@@ -328,13 +308,19 @@ static void program_and_start(struct fixture *fx)
 
 static void test_trace_names_registers(void **state)
 {
-    const char *out = traced("piix_ide", program_and_start, *state);
+    struct log_capture cap;
+    const char *out;
+
+    log_capture_begin(&cap, "piix_ide");
+    program_and_start(*state);
+    out = log_capture_end(&cap);
 
     assert_non_null(strstr(out, "IDETIM(primary) now 0x8000"));
     assert_non_null(strstr(out, "IDETIM(secondary) now 0x8000"));
     assert_non_null(strstr(out, "channel 0 bus master started (PRD table "
                                 "0x00001000)"));
     assert_non_null(strstr(out, "channel 0 bus master stopped"));
+    log_capture_free(&cap);
 }
 
 int main(void)
